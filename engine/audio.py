@@ -1,0 +1,142 @@
+"""Audio front-end in numpy + librosa: waveform <-> mel image, Griffin-Lim, level helpers.
+
+Shared by the engine (decoding, Griffin-Lim vocoder), training (feature cache) and the app (spectrogram view).
+Two mel conventions, chosen by `SegmentSpec.mel_kind`:
+
+- "diff-foley" (Diff-Foley / the MDSGen paper): |STFT| (n_fft 1024, hop 256, Hann, centred, reflect pad),
+  128 Slaney mel bands 125-7600 Hz with Slaney area normalisation, then clamp 1e-5, 20*log10, -20 dB,
+  (x + 100) / 100 and clip to [0, 1], i.e. [-80, +20] dB -> [0, 1].
+- "audioldm" (the public MDSGen release): |STFT| (hop 160), 64 Slaney bands 0-8000 Hz, natural log of the
+  mel clamped at 1e-5 (TacotronSTFT's dynamic-range compression).
+
+`wav_to_mel` returns (n_mels, mel_frames) for either; `to_mel_image` / `from_mel_image` put it in the layout the
+VAE sees (time on the column axis for Diff-Foley, on the row axis for AudioLDM).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from engine.spec import SegmentSpec
+
+_MIN_AMP = 1e-5
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    import librosa
+
+    # (n_mels, n_fft // 2 + 1), Slaney scale + Slaney area normalisation (librosa's defaults)
+    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
+
+
+def mel_basis(spec: SegmentSpec) -> np.ndarray:
+    """The (n_mels, n_fft/2+1) mel filterbank of `spec`."""
+    return _mel_basis(spec.sample_rate, spec.n_fft, spec.n_mels, spec.fmin, spec.fmax)
+
+
+def fit_length(wav: np.ndarray, num_samples: int) -> np.ndarray:
+    """Zero-pad or cut the last axis to `num_samples`."""
+    n = wav.shape[-1]
+    if n == num_samples:
+        return wav
+    if n > num_samples:
+        return wav[..., :num_samples]
+    pad = [(0, 0)] * (wav.ndim - 1) + [(0, num_samples - n)]
+    return np.pad(wav, pad)
+
+
+def stft_magnitude(wav: np.ndarray, spec: SegmentSpec) -> np.ndarray:
+    """|STFT| of (..., n) -> (..., n_fft/2+1, frames), centred with reflect padding (librosa convention)."""
+    import librosa
+
+    return np.abs(
+        librosa.stft(
+            np.ascontiguousarray(wav, dtype=np.float32),
+            n_fft=spec.n_fft,
+            hop_length=spec.hop_length,
+            win_length=spec.win_length,
+            window="hann",
+            center=True,
+            pad_mode="reflect",
+        )
+    )
+
+
+def linear_mel(wav: np.ndarray, spec: SegmentSpec) -> np.ndarray:
+    """Magnitude mel of (..., n) -> (..., n_mels, frames), no log, all frames of the centred STFT."""
+    return np.einsum("mf,...ft->...mt", mel_basis(spec), stft_magnitude(wav, spec), optimize=True)
+
+
+def compress(mel_linear: np.ndarray, spec: SegmentSpec) -> np.ndarray:
+    """Linear magnitude mel -> the model's normalised mel (see the module docstring)."""
+    m = np.maximum(mel_linear, _MIN_AMP)
+    if spec.mel_kind == "audioldm":
+        return np.log(m).astype(np.float32)
+    db = 20.0 * np.log10(m) - 20.0
+    return np.clip((db + 100.0) / 100.0, 0.0, 1.0).astype(np.float32)
+
+
+def decompress(mel: np.ndarray, spec: SegmentSpec) -> np.ndarray:
+    """Inverse of `compress` (up to its clipping): normalised mel -> linear magnitude mel."""
+    if spec.mel_kind == "audioldm":
+        return np.exp(mel).astype(np.float32)
+    db = mel.astype(np.float64) * 100.0 - 100.0
+    return np.power(10.0, (db + 20.0) / 20.0).astype(np.float32)
+
+
+def wav_to_mel(wav: np.ndarray, spec: SegmentSpec) -> np.ndarray:
+    """A segment's waveform (..., n) -> normalised mel (..., n_mels, spec.mel_frames).
+
+    The waveform is padded or cut to `spec.num_samples` first; the centred STFT's last frame is dropped, so
+    131072 samples give exactly 512 frames.
+    """
+    wav = fit_length(np.asarray(wav, dtype=np.float32), spec.num_samples)
+    return compress(linear_mel(wav, spec)[..., : spec.mel_frames], spec)
+
+
+def to_mel_image(mel: np.ndarray, spec: SegmentSpec) -> np.ndarray:
+    """(..., n_mels, frames) -> the VAE's (..., H, W) layout (`spec.mel_image_shape`)."""
+    return mel if spec.time_axis == "col" else np.swapaxes(mel, -1, -2)
+
+
+def from_mel_image(image: np.ndarray, spec: SegmentSpec) -> np.ndarray:
+    """The VAE's (..., H, W) layout -> (..., n_mels, frames)."""
+    return image if spec.time_axis == "col" else np.swapaxes(image, -1, -2)
+
+
+def griffin_lim(mel: np.ndarray, spec: SegmentSpec, *, n_iter: int = 32, seed: int = 0) -> np.ndarray:
+    """Normalised mel (n_mels, frames) -> waveform (spec.num_samples,) float32, as Diff-Foley decodes.
+
+    Mel inverse by non-negative least squares (librosa `mel_to_stft`), then librosa's Griffin-Lim (momentum 0.99)
+    with a seeded random initial phase so that results are reproducible.
+    """
+    import librosa
+
+    mel = np.asarray(mel)
+    # the centred STFT of num_samples has mel_frames + 1 frames; repeat the last one that wav_to_mel dropped
+    mel = np.concatenate([mel, mel[..., -1:]], axis=-1)
+    mag = librosa.feature.inverse.mel_to_stft(
+        decompress(mel, spec), sr=spec.sample_rate, n_fft=spec.n_fft, power=1.0,
+        fmin=spec.fmin, fmax=spec.fmax,
+    )
+    wav = librosa.griffinlim(
+        mag, n_iter=n_iter, hop_length=spec.hop_length, win_length=spec.win_length, window="hann",
+        center=True, length=spec.num_samples, init="random", random_state=np.random.RandomState(seed),
+    )
+    return wav.astype(np.float32)
+
+
+def peak_normalize(wav: np.ndarray, peak: float = 0.5) -> np.ndarray:
+    """Remove the mean and scale to `peak` (AudioLDM's waveform pre-normalisation); silence stays silence."""
+    w = wav - np.mean(wav, axis=-1, keepdims=True)
+    m = np.max(np.abs(w), axis=-1, keepdims=True)
+    return np.where(m > 1e-8, w * (peak / np.maximum(m, 1e-8)), w).astype(np.float32)
+
+
+def rms_dbfs(wav: np.ndarray) -> float:
+    """RMS level in dBFS (-inf for digital silence)."""
+    r = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64)))) if wav.size else 0.0
+    return 20.0 * np.log10(r) if r > 0 else float("-inf")

@@ -1,0 +1,62 @@
+"""Backends behind one factory; each is imported lazily so that a missing package gives a clear error."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+from engine.backends.base import Backend, BackendKind
+from engine.errors import BackendUnavailableError
+from engine.manifest import ModelManifest
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Backend", "BackendKind", "available_backends", "get_backend"]
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def available_backends(manifest: ModelManifest | None = None) -> list[BackendKind]:
+    """The backends that can run here (and, given a manifest, that the bundle supports)."""
+    kinds = []
+    if _has("onnxruntime") and (manifest is None or manifest.onnx.get("graphs")):
+        kinds.append(BackendKind.ONNX)
+    if _has("torch") and _has("diffusers"):
+        kinds.append(BackendKind.TORCH)
+    return kinds
+
+
+def get_backend(
+    kind: BackendKind | str,
+    bundle_dir: str | Path,
+    manifest: ModelManifest,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+) -> Backend:
+    """Build the backend `kind` for a bundle. AUTO prefers ONNX Runtime when the bundle has graphs."""
+    kind = BackendKind(kind)
+    if kind is BackendKind.AUTO:
+        kinds = available_backends(manifest)
+        if not kinds:
+            raise BackendUnavailableError(
+                "no inference backend can run this bundle: install onnxruntime (the bundle needs ONNX graphs) "
+                "or the torch extra (pip install 'mdsgen-foley[torch]')"
+            )
+        kind = kinds[0]
+    if kind is BackendKind.TORCH:
+        missing = [m for m in ("torch", "diffusers", "safetensors") if not _has(m)]
+        if missing:
+            raise BackendUnavailableError(
+                f"the torch backend needs {', '.join(missing)}: pip install 'mdsgen-foley[torch]'"
+            )
+        from engine.backends.torch_backend import TorchBackend
+
+        backend: Backend = TorchBackend(bundle_dir, manifest, device=device, threads=threads)
+    else:
+        raise BackendUnavailableError(f"backend {kind.value!r} is not available in this build")
+    log.info("backend %s on %s (%s)", backend.name, backend.device, ", ".join(backend.providers_in_use))
+    return backend

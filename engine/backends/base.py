@@ -1,0 +1,51 @@
+"""The backend interface: numpy in, numpy out. The sampler and the pipeline know nothing else of the models."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+class BackendKind(str, Enum):
+    """Which runtime executes the bundle's networks."""
+
+    AUTO = "auto"
+    TORCH = "torch"
+    ONNX = "onnx"
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the pipeline needs from a runtime. All arrays are float32 unless said otherwise."""
+
+    name: str
+    device: str
+    providers_in_use: list[str]
+    has_neural_vocoder: bool
+    has_frame_encoder: bool
+
+    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 RGB frames (B, T, 224, 224, 3) -> video features (B, T, feature_dim)."""
+        ...
+
+    def encode_conditions(self, features: np.ndarray) -> np.ndarray:
+        """video features (B, T, feature_dim) -> Reducer output y (B, D); the null condition is zeros."""
+        ...
+
+    def denoise(self, x: np.ndarray, t: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """noisy latent (B, C, H, W), model timestep (B,), condition (B, D) -> predicted noise (B, C, H, W)."""
+        ...
+
+    def decode_latents(self, z: np.ndarray) -> np.ndarray:
+        """scaled latent (B, C, h, w) -> mel image (B, H, W) in the spec's layout."""
+        ...
+
+    def vocode(self, mel: np.ndarray) -> np.ndarray:
+        """normalised mel (B, n_mels, frames) -> waveform (B, frames * hop); only if has_neural_vocoder."""
+        ...
+
+    def close(self) -> None:
+        """Release threads and memory."""
+        ...

@@ -1,0 +1,177 @@
+"""`foley`: the headless command line (generate, info, presets)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+
+log = logging.getLogger("foley")
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from engine.manifest import atomic_write_text
+    from engine.media import mux_foley, write_wav
+    from engine.pipeline import Progress, load_engine
+
+    engine = load_engine(args.bundle, backend=args.backend, threads=args.threads)
+    if engine.manifest.random_weights:
+        print(f"warning: bundle '{engine.manifest.name}' holds RANDOM weights: the output is noise, not Foley",
+              file=sys.stderr)
+    if args.mux and not 0 <= args.mux_candidate < args.candidates:
+        raise EngineError(f"--mux-candidate must be between 0 and {args.candidates - 1}")
+    bar = tqdm(total=100, unit="%", desc="generate", disable=args.quiet,
+               bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
+
+    def on_progress(p: Progress) -> None:
+        bar.set_description(p.stage)
+        bar.update(round(100 * p.fraction) - bar.n)
+
+    try:
+        result = engine.generate(
+            args.video, args.start, candidates=args.candidates, seed=args.seed, steps=args.steps,
+            guidance=args.guidance, on_progress=on_progress,
+        )
+    finally:
+        bar.close()
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = Path(args.video).stem
+    written: list[str] = []
+    for cand in result.candidates:
+        base = f"{stem}_{result.start:08.3f}s_cand{cand.index}_seed{cand.seed}"
+        wav_path, json_path = out / f"{base}.wav", out / f"{base}.json"
+        write_wav(wav_path, cand.audio, cand.sample_rate)
+        sidecar: dict[str, Any] = {
+            **cand.settings, "sample_rate": cand.sample_rate, "num_samples": int(cand.audio.size),
+            "wav": wav_path.name, "random_weights": engine.manifest.random_weights,
+        }
+        atomic_write_text(json_path, json.dumps(sidecar, indent=2) + "\n")
+        written.append(str(wav_path))
+    if args.mux:
+        cand = result.candidates[args.mux_candidate]
+        mux_foley(args.video, cand.audio, cand.sample_rate, result.start, args.mux, overwrite=args.overwrite)
+        written.append(str(args.mux))
+    timing = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
+    print(f"{len(result.candidates)} candidates for {result.start:.3f}-{result.start + result.duration:.3f} s "
+          f"({engine.backend.name}; {timing})", file=sys.stderr)
+    for w in written:
+        print(w)
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from engine.manifest import load_manifest
+    from engine.pipeline import default_bundle_dir
+
+    m = load_manifest(args.bundle or default_bundle_dir(), verify_files=True)
+    if args.json:
+        print(json.dumps(m.to_dict(), indent=2))
+        return 0
+    s = m.spec
+    lines = [
+        f"bundle      {m.name}" + ("   [RANDOM WEIGHTS: a test bundle, not a model]" if m.random_weights else ""),
+        f"description {m.description}" if m.description else None,
+        f"segment     {s.duration:.3f} s at {s.sample_rate} Hz ({s.num_samples} samples), mel {s.mel_kind} "
+        f"{s.n_mels}x{s.mel_frames}, video {s.num_frames} frames at {s.video_fps:g} fps",
+        f"latent      {'x'.join(map(str, s.latent_shape))}, token grid {s.token_grid[0]}x{s.token_grid[1]} "
+        f"(time on the {'column' if s.time_axis == 'col' else 'row'} axis)",
+        f"condition   {m.condition}",
+        f"sampler     {m.sampler_defaults}",
+    ]
+    for name, c in m.components.items():
+        cfg = ", ".join(f"{k}={v}" for k, v in c.config.items() if not isinstance(v, (dict, list)))
+        lines.append(f"{name:<11} {c.type} {('(' + c.file + ')') if c.file else ''} {cfg}")
+    for k, v in m.provenance.items():
+        lines.append(f"provenance  {k}: {v}")
+    for k, v in m.metrics.items():
+        lines.append(f"metric      {k}: {v}")
+    print("\n".join(line for line in lines if line))
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from engine.spec import SPECS
+
+    try:
+        from engine.nn.denoiser import PRESETS, preset_parameter_counts
+    except ImportError as exc:
+        raise EngineError("counting parameters needs torch: pip install 'mdsgen-foley[torch]'") from exc
+    paper = {"T": 5e6, "S": 33e6, "B": 131e6, "L": 461e6}
+    for spec_name in args.spec:
+        spec = SPECS[spec_name]
+        counts = preset_parameter_counts(spec)
+        print(f"spec {spec.name}: latent {'x'.join(map(str, spec.latent_shape))}, {spec.num_tokens} tokens")
+        print(f"  {'preset':<7}{'depth':>6}{'width':>7}{'heads':>7}{'inference':>14}{'with side':>14}{'paper':>9}"
+              f"{'diff':>9}")
+        for name, preset in PRESETS.items():
+            inf, total = counts[name]
+            diff = 100.0 * (inf - paper[name]) / paper[name]
+            print(f"  {name:<7}{preset.depth:>6}{preset.hidden_size:>7}{preset.num_heads:>7}{inf / 1e6:>13.3f}M"
+                  f"{total / 1e6:>13.3f}M{paper[name] / 1e6:>8.0f}M{diff:>+8.1f}%")
+        print("  T uses the paper's stated shape (12 layers, width 192, 3 heads); that shape cannot give the paper's"
+              " '5 M', it has ~8.4-8.7 M.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="foley", description="Generate Foley for video segments with MDSGen.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="generate Foley candidates for one 8.2 s segment of a video")
+    g.add_argument("video", help="a video file (anything FFmpeg/PyAV reads) or CAVP features (.npy/.npz, T x 512)")
+    g.add_argument("--start", type=float, default=0.0, help="segment start in seconds (default 0)")
+    g.add_argument("--candidates", "-n", type=int, default=4, help="how many takes (default 4)")
+    g.add_argument("--seed", type=int, default=0, help="candidate k uses seed + k (default 0)")
+    g.add_argument("--steps", type=int, default=None, help="sampler steps (default: the bundle's, 25)")
+    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default 5)")
+    g.add_argument("--bundle", default=None, help="model bundle folder (default: the shipped model)")
+    g.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
+    g.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    g.add_argument("--out", "-o", default="foley_out", help="folder for the WAVs and their JSON sidecars")
+    g.add_argument("--mux", default=None, metavar="OUT.mp4", help="also write the video with a candidate as its audio")
+    g.add_argument("--mux-candidate", type=int, default=0, help="which candidate goes into --mux (default 0)")
+    g.add_argument("--overwrite", action="store_true", help="let --mux replace an existing file")
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    g.set_defaults(func=_cmd_generate)
+
+    i = sub.add_parser("info", help="describe a model bundle")
+    i.add_argument("bundle", nargs="?", default=None)
+    i.add_argument("--json", action="store_true", help="print the whole manifest")
+    i.set_defaults(func=_cmd_info)
+
+    r = sub.add_parser("presets", help="parameter counts of the denoiser presets T, S, B, L")
+    r.add_argument("--spec", action="append", choices=["diff-foley", "audioldm"], default=None)
+    r.set_defaults(func=_cmd_presets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "spec", "x") is None:
+        args.spec = ["diff-foley", "audioldm"]
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Typed errors of the engine. Every message says what happened and what to do about it."""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class InvalidRequestError(EngineError, ValueError):
+    """A generation request has an argument out of range (candidates, steps, guidance, ...)."""
+
+
+class VideoError(EngineError):
+    """A video could not be used."""
+
+
+class VideoNotFoundError(VideoError, FileNotFoundError):
+    """The video file does not exist."""
+
+
+class VideoReadError(VideoError):
+    """The file is not a readable video: corrupt, truncated, or an unsupported format."""
+
+
+class NoVideoStreamError(VideoError):
+    """The file opens but holds no video stream (audio only, subtitles, ...)."""
+
+
+class SegmentOutOfRangeError(VideoError, ValueError):
+    """The requested segment start lies outside the video."""
+
+
+class NoAudioStreamError(VideoError):
+    """The file opens but holds no audio stream to read."""
+
+
+class FeatureFileError(EngineError):
+    """A precomputed video-feature file (.npy/.npz) has the wrong shape or cannot be read."""
+
+
+class BundleError(EngineError):
+    """A model bundle is missing, corrupt or does not match this engine."""
+
+
+class BackendUnavailableError(EngineError):
+    """The requested inference backend cannot run here (a package is missing)."""
+
+
+class MuxError(EngineError):
+    """Writing the output video failed."""
+
+
+class Cancelled(EngineError):
+    """The caller asked to stop a long job; nothing was written."""

@@ -1,0 +1,184 @@
+"""Model bundles: a folder with `manifest.json` beside safetensors weights (and, later, ONNX graphs).
+
+The manifest is self-describing: format version, the segment spec (and its fingerprint), the noise schedule, the
+sampler defaults, each component's type, init-args config, file and sha256, provenance (data, licences, training
+config) and measured metrics. `load_manifest` validates all of it and raises `BundleError` with a message that
+says what is wrong and what to do. No torch here: the ONNX runtime path reads bundles too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import BundleError
+from engine.spec import DiffusionSchedule, SegmentSpec
+
+FORMAT = "mdsgen-foley-bundle"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+# component name -> the types this engine knows
+COMPONENT_TYPES: dict[str, tuple[str, ...]] = {
+    "frame_encoder": ("efficientnet-lite0-projection",),
+    "denoiser": ("mdsgen",),
+    "vae": ("autoencoder-kl",),
+    "vocoder": ("griffin-lim", "vocos"),
+}
+REQUIRED_COMPONENTS = ("denoiser", "vae", "vocoder")
+CONDITION_KINDS = ("efficientnet-lite0", "cavp")
+DEFAULT_SAMPLER: dict[str, Any] = {"steps": 25, "guidance": 5.0, "guidance_power": 0.01}
+
+
+@dataclass
+class Component:
+    """One model of the bundle: its type, its init-args, and its weights file (None for parameter-free ones)."""
+
+    type: str
+    config: dict[str, Any] = field(default_factory=dict)
+    file: str | None = None
+    sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ModelManifest:
+    """The parsed `manifest.json` of a bundle."""
+
+    name: str
+    spec: SegmentSpec
+    components: dict[str, Component]
+    condition: str = "efficientnet-lite0"
+    schedule: DiffusionSchedule = field(default_factory=DiffusionSchedule)
+    sampler_defaults: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_SAMPLER))
+    random_weights: bool = False
+    description: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    onnx: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": self.format_version,
+            "name": self.name,
+            "description": self.description,
+            "random_weights": self.random_weights,
+            "spec": self.spec.to_dict(),
+            "spec_fingerprint": self.spec.fingerprint(),
+            "schedule": self.schedule.to_dict(),
+            "sampler_defaults": dict(self.sampler_defaults),
+            "condition": self.condition,
+            "components": {k: c.to_dict() for k, c in self.components.items()},
+            "provenance": self.provenance,
+            "metrics": self.metrics,
+            "onnx": self.onnx,
+        }
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write via a temp file in the same folder + fsync + rename, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_manifest(bundle_dir: str | os.PathLike[str], manifest: ModelManifest) -> Path:
+    """Write `manifest.json` atomically (component sha256s must already be filled in)."""
+    path = Path(bundle_dir) / MANIFEST_NAME
+    atomic_write_text(path, json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def _fail(bundle_dir: Path, what: str, todo: str) -> BundleError:
+    return BundleError(f"model bundle {bundle_dir}: {what}. {todo}")
+
+
+def load_manifest(bundle_dir: str | os.PathLike[str], *, verify_files: bool = True) -> ModelManifest:
+    """Read and validate a bundle's manifest; with `verify_files`, check every weight file's sha256."""
+    bdir = Path(bundle_dir)
+    reinstall = "Re-export or re-download the bundle, or pass another one with --bundle."
+    if not bdir.exists():
+        raise _fail(bdir, "the folder does not exist", "Check the path, or pass another bundle with --bundle.")
+    if not bdir.is_dir():
+        raise _fail(bdir, "is a file, not a bundle folder", "Pass the folder that holds manifest.json.")
+    mpath = bdir / MANIFEST_NAME
+    if not mpath.is_file():
+        raise _fail(bdir, f"has no {MANIFEST_NAME}", "A bundle folder holds manifest.json beside its weights.")
+    try:
+        raw = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _fail(bdir, f"{MANIFEST_NAME} is not valid JSON ({exc})", reinstall) from exc
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise _fail(bdir, f"{MANIFEST_NAME} is not a {FORMAT} manifest", "Pass a bundle made by this project.")
+    version = raw.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise _fail(bdir, f"format version {version!r} is newer than this engine's ({FORMAT_VERSION})",
+                    "Update the application.")
+    try:
+        spec = SegmentSpec.from_dict(raw["spec"])
+        schedule = DiffusionSchedule(**raw.get("schedule", {}))
+        comps = {name: Component(**c) for name, c in raw["components"].items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _fail(bdir, f"{MANIFEST_NAME} is malformed ({exc})", reinstall) from exc
+    if raw.get("spec_fingerprint") not in (None, spec.fingerprint()):
+        raise _fail(bdir, "the segment spec does not match its fingerprint (the manifest was edited)", reinstall)
+    for name in REQUIRED_COMPONENTS:
+        if name not in comps:
+            raise _fail(bdir, f"the manifest names no '{name}' component", reinstall)
+    condition = raw.get("condition", "efficientnet-lite0")
+    if condition not in CONDITION_KINDS:
+        raise _fail(bdir, f"unknown video condition kind {condition!r}", "Update the application.")
+    if condition == "efficientnet-lite0" and "frame_encoder" not in comps:
+        raise _fail(bdir, "the manifest names no 'frame_encoder' component", reinstall)
+    for name, comp in comps.items():
+        known = COMPONENT_TYPES.get(name)
+        if known is None or comp.type not in known:
+            raise _fail(bdir, f"component '{name}' has unknown type {comp.type!r}", "Update the application.")
+        if comp.file is None:
+            continue
+        fpath = bdir / comp.file
+        if not fpath.is_file():
+            raise _fail(bdir, f"the {name} weights file {comp.file} is missing", reinstall)
+        if verify_files and comp.sha256 and sha256_file(fpath) != comp.sha256:
+            raise _fail(bdir, f"the {name} weights file {comp.file} is corrupt (sha256 mismatch)", reinstall)
+    return ModelManifest(
+        name=str(raw.get("name", bdir.name)),
+        spec=spec,
+        components=comps,
+        condition=condition,
+        schedule=schedule,
+        sampler_defaults={**DEFAULT_SAMPLER, **raw.get("sampler_defaults", {})},
+        random_weights=bool(raw.get("random_weights", False)),
+        description=str(raw.get("description", "")),
+        provenance=dict(raw.get("provenance", {})),
+        metrics=dict(raw.get("metrics", {})),
+        onnx=dict(raw.get("onnx", {})),
+        format_version=version,
+    )

@@ -1,0 +1,1 @@
+"""Torch modules of the engine, one architecture per file. Imported only by the torch backend and by training."""

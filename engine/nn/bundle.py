@@ -1,0 +1,183 @@
+"""Writing and reading bundle components with torch (training, tests, the exporter and the torch backend).
+
+Weights are stored as safetensors. Deterministic buffers that the model rebuilds itself (the relative-position
+index tables: 13 x N x N int64 for MDSGen, 69 MB for B on the AudioLDM grid) are left out of the file and checked
+on load instead, so that a shipped bundle stays small.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from engine.errors import BundleError
+from engine.manifest import Component, ModelManifest, load_manifest, sha256_file, write_manifest
+from engine.nn.denoiser import DenoiserConfig, MDSGen
+from engine.nn.frame_encoder import FrameEncoderConfig, VideoFeatureModel, load_pretrained_backbone_state
+from engine.nn.vae import MelVAE, VAEConfig
+from engine.nn.vocoder import Vocoder, VocoderConfig
+from engine.spec import SegmentSpec
+
+DERIVED_BUFFER_SUFFIXES = ("relative_position_index",)
+
+
+def _is_derived(key: str) -> bool:
+    return key.endswith(DERIVED_BUFFER_SUFFIXES)
+
+
+def save_weights(path: str | os.PathLike[str], module: nn.Module) -> str:
+    """Save a module's state_dict (minus derived buffers) as safetensors, atomically; return its sha256."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items() if not _is_derived(k)}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return sha256_file(path)
+
+
+def load_weights(module: nn.Module, path: str | os.PathLike[str], *, what: str) -> nn.Module:
+    """Load safetensors weights strictly (derived buffers excepted); a mismatch names the offending keys."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise BundleError(f"the {what} weights {path} cannot be read ({exc}); the file is corrupt") from exc
+    expected = module.state_dict()
+    missing = sorted(k for k in expected if k not in state and not _is_derived(k))
+    unexpected = sorted(k for k in state if k not in expected)
+    wrong = sorted(k for k in state if k in expected and tuple(state[k].shape) != tuple(expected[k].shape))
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+        if wrong:
+            shapes = [f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}" for k in wrong[:3]]
+            parts.append("wrong shape " + ", ".join(shapes))
+        raise BundleError(f"the {what} weights {path} do not match its config: " + "; ".join(parts))
+    module.load_state_dict(state, strict=False)
+    return module
+
+
+# ---- component factories (config dict -> module) ----------------------------------------------------------
+
+def build_component(name: str, comp: Component, spec: SegmentSpec) -> nn.Module:
+    """Rebuild a bundle component from its manifest entry (init-args as config), without weights."""
+    if name == "denoiser":
+        return MDSGen(config=DenoiserConfig.from_dict(comp.config))
+    if name == "vae":
+        return MelVAE(config=VAEConfig.from_dict(comp.config))
+    if name == "frame_encoder":
+        return VideoFeatureModel(config=FrameEncoderConfig.from_dict(comp.config))
+    if name == "vocoder" and comp.type == "vocos":
+        return Vocoder(config=VocoderConfig.from_dict(comp.config))
+    raise BundleError(f"component {name!r} of type {comp.type!r} has no torch module")
+
+
+def load_component(bundle_dir: str | Path, manifest: ModelManifest, name: str) -> nn.Module:
+    comp = manifest.components[name]
+    module = build_component(name, comp, manifest.spec)
+    if comp.file is None:
+        raise BundleError(f"component {name!r} names no weights file")
+    load_weights(module, Path(bundle_dir) / comp.file, what=name)
+    return module.eval()
+
+
+def write_bundle(
+    bundle_dir: str | Path,
+    *,
+    name: str,
+    spec: SegmentSpec,
+    denoiser: MDSGen,
+    vae: MelVAE,
+    frame_encoder: VideoFeatureModel | None,
+    vocoder: Vocoder | None,
+    griffin_lim_iters: int = 32,
+    condition: str = "efficientnet-lite0",
+    random_weights: bool = False,
+    description: str = "",
+    provenance: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    sampler_defaults: dict[str, Any] | None = None,
+) -> ModelManifest:
+    """Save every component and write the manifest last (a bundle without a manifest is not a bundle)."""
+    bdir = Path(bundle_dir)
+    bdir.mkdir(parents=True, exist_ok=True)
+    comps: dict[str, Component] = {
+        "denoiser": Component("mdsgen", denoiser.config.to_dict(), "denoiser.safetensors",
+                              save_weights(bdir / "denoiser.safetensors", denoiser)),
+        "vae": Component("autoencoder-kl", vae.config.to_dict(), "vae.safetensors",
+                         save_weights(bdir / "vae.safetensors", vae)),
+    }
+    if frame_encoder is not None:
+        comps["frame_encoder"] = Component("efficientnet-lite0-projection", frame_encoder.config.to_dict(),
+                                           "frame_encoder.safetensors",
+                                           save_weights(bdir / "frame_encoder.safetensors", frame_encoder))
+    if vocoder is not None:
+        comps["vocoder"] = Component("vocos", vocoder.config.to_dict(), "vocoder.safetensors",
+                                     save_weights(bdir / "vocoder.safetensors", vocoder))
+    else:
+        comps["vocoder"] = Component("griffin-lim", {"n_iter": griffin_lim_iters})
+    manifest = ModelManifest(
+        name=name, spec=spec, components=comps, condition=condition, random_weights=random_weights,
+        description=description, provenance=dict(provenance or {}), metrics=dict(metrics or {}),
+    )
+    if sampler_defaults:
+        manifest.sampler_defaults.update(sampler_defaults)
+    write_manifest(bdir, manifest)
+    return load_manifest(bdir)
+
+
+def random_bundle(
+    bundle_dir: str | Path,
+    *,
+    spec: SegmentSpec,
+    preset: str = "T",
+    denoiser_overrides: dict[str, Any] | None = None,
+    vae_config: VAEConfig | None = None,
+    vocoder: str = "vocos",
+    seed: int = 0,
+    randomize_zero_init: Iterable[str] = ("final_layer", "adaLN_modulation"),
+) -> ModelManifest:
+    """A bundle with RANDOM weights (pretrained EfficientNet backbone aside), for tests and smoke runs only.
+
+    The manifest says `random_weights: true` and the engine warns on load: this is never a model. Zero-initialised
+    output layers are re-randomised so that the pipeline's numbers move (otherwise eps would be exactly 0).
+    """
+    torch.manual_seed(seed)
+    den = MDSGen(config=DenoiserConfig.from_spec(spec, preset, **(denoiser_overrides or {})))
+    with torch.no_grad():
+        for key, p in den.named_parameters():
+            if any(s in key for s in randomize_zero_init) and p.dim() > 1:
+                p.normal_(0.0, 0.02)
+    vcfg = vae_config or VAEConfig(latent_channels=spec.latent_channels,
+                                   block_out_channels=(32,) * spec.vae_downsample.bit_length(),  # 2^(n-1) = f
+                                   layers_per_block=1, norm_num_groups=8)
+    vae = MelVAE(config=vcfg)
+    fe = VideoFeatureModel(config=FrameEncoderConfig(feature_dim=spec.feature_dim))
+    fe.encoder.backbone.load_state_dict(load_pretrained_backbone_state(), strict=False)
+    voc = Vocoder(config=VocoderConfig(n_mels=spec.n_mels, n_fft=spec.n_fft, hop_length=spec.hop_length, dim=64,
+                                       intermediate_dim=128, num_layers=2)) if vocoder == "vocos" else None
+    return write_bundle(
+        bundle_dir, name=f"random-{preset.lower()}-test", spec=spec, denoiser=den, vae=vae, frame_encoder=fe,
+        vocoder=voc, random_weights=True,
+        description="RANDOM weights for tests and smoke runs; produces noise, not Foley.",
+        provenance={"weights": "random initialisation (seeded); EfficientNet-Lite0 backbone from ImageNet"},
+    )

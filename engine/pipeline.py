@@ -1,0 +1,335 @@
+"""`FoleyEngine`: a loaded bundle + backend that turns a video segment into Foley candidates.
+
+One generation: read 32 frames at 4 fps from the segment (PyAV) -> frame features -> Reducer condition (once) ->
+DPM-Solver++(2M) with dynamic classifier-free guidance, all candidates and the guidance pair in one batch ->
+VAE decoder -> mel -> vocoder (neural, or Griffin-Lim) -> 16 kHz waveforms. Progress goes to `on_progress`,
+`should_cancel` is polled between steps and stages.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine import audio
+from engine.backends import Backend, BackendKind, get_backend
+from engine.errors import BundleError, Cancelled, FeatureFileError, InvalidRequestError, VideoNotFoundError
+from engine.manifest import ModelManifest, load_manifest
+from engine.media import VideoInfo, read_segment_frames
+from engine.sampling import NoiseScheduleVP, sample_dpmpp_2m
+from engine.spec import SamplerConfig, SegmentSpec
+
+log = logging.getLogger(__name__)
+
+FEATURE_SUFFIXES = (".npy", ".npz")
+# share of the whole job each stage takes, for one progress fraction
+_STAGE_WEIGHTS = {"video": 0.05, "features": 0.10, "denoise": 0.70, "decode": 0.10, "vocode": 0.05}
+_STAGE_START = dict(zip(_STAGE_WEIGHTS, itertools.accumulate([0.0, *_STAGE_WEIGHTS.values()])))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress report: the stage, the overall fraction done (0..1), and a human-readable message."""
+
+    stage: str
+    fraction: float
+    message: str
+    step: int = 0
+    total: int = 0
+
+
+@dataclass
+class Candidate:
+    """One generated take for a segment."""
+
+    index: int
+    seed: int
+    audio: np.ndarray  # (num_samples,) float32
+    mel: np.ndarray  # (n_mels, mel_frames) float32, normalised
+    sample_rate: int
+    settings: dict[str, Any]
+
+
+@dataclass
+class GenerationResult:
+    """All candidates of one generation, with what they were made from."""
+
+    candidates: list[Candidate]
+    video: str
+    start: float
+    duration: float
+    sample_rate: int
+    settings: dict[str, Any]
+    video_info: VideoInfo | None = None
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """The arguments of `FoleyEngine.generate` as one value (handy for job queues); None = bundle default."""
+
+    video: str
+    start: float = 0.0
+    candidates: int = 4
+    seed: int = 0
+    steps: int | None = None
+    guidance: float | None = None
+
+
+def load_feature_file(path: str | Path, start: float, spec: SegmentSpec) -> tuple[np.ndarray, list[str]]:
+    """Precomputed CAVP-style features (T x feature_dim at spec.video_fps, .npy or .npz) -> (num_frames, dim).
+
+    The segment's rows start at round(start * fps); a file that ends early holds its last row (with a warning).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise VideoNotFoundError(f"feature file {p} does not exist")
+    try:
+        if p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                if not z.files:
+                    raise FeatureFileError(f"feature file {p} holds no array")
+                arr = z["arr_0"] if "arr_0" in z.files else z[z.files[0]]
+        else:
+            arr = np.load(p, allow_pickle=False)
+    except FeatureFileError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:
+        raise FeatureFileError(f"cannot read feature file {p} ({exc}); it must be a numpy .npy or .npz") from exc
+    if arr.ndim != 2 or arr.shape[1] != spec.feature_dim:
+        raise FeatureFileError(
+            f"feature file {p} has shape {arr.shape}; expected (T, {spec.feature_dim}) features at "
+            f"{spec.video_fps:g} fps (Diff-Foley CAVP features are T x 512)"
+        )
+    if not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)):
+        raise FeatureFileError(f"feature file {p} must hold finite floating-point numbers")
+    first = round(start * spec.video_fps)
+    if start < 0 or first >= arr.shape[0]:
+        raise InvalidRequestError(
+            f"start {start:.3f} s lies outside the {arr.shape[0] / spec.video_fps:.2f} s covered by {p.name}"
+        )
+    rows = arr[first : first + spec.num_frames].astype(np.float32)
+    warnings = []
+    if rows.shape[0] < spec.num_frames:
+        warnings.append(
+            f"the features end {rows.shape[0] / spec.video_fps:.2f} s into the segment; the last frame is held"
+        )
+        rows = np.concatenate([rows, np.repeat(rows[-1:], spec.num_frames - rows.shape[0], axis=0)])
+    return rows, warnings
+
+
+class FoleyEngine:
+    """A model bundle loaded once, kept loaded, and run for as many generations as needed (not thread-safe)."""
+
+    def __init__(self, bundle_dir: str | Path, manifest: ModelManifest, backend: Backend) -> None:
+        self.bundle_dir = Path(bundle_dir)
+        self.manifest = manifest
+        self.backend = backend
+        self.spec: SegmentSpec = manifest.spec
+        self._schedule = NoiseScheduleVP(manifest.schedule)
+
+    # ---- facts -------------------------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.spec.sample_rate
+
+    @property
+    def segment_duration(self) -> float:
+        return self.spec.duration
+
+    def describe(self) -> dict[str, Any]:
+        """What is loaded and how it runs (for logs, the CLI and the app's status bar)."""
+        return {
+            "bundle": str(self.bundle_dir),
+            "name": self.manifest.name,
+            "random_weights": self.manifest.random_weights,
+            "backend": self.backend.name,
+            "device": self.backend.device,
+            "providers": list(self.backend.providers_in_use),
+            "segment_seconds": self.spec.duration,
+            "sample_rate": self.spec.sample_rate,
+            "vocoder": self.manifest.components["vocoder"].type,
+        }
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # ---- generation ----------------------------------------------------------------------------------------
+    def video_features(
+        self, video: str | Path, start: float, *, should_cancel: Callable[[], bool] | None = None
+    ) -> tuple[np.ndarray, VideoInfo | None, list[str]]:
+        """(num_frames, feature_dim) features of the segment at `start`, the video's info, and warnings."""
+        path = Path(video)
+        if path.suffix.lower() in FEATURE_SUFFIXES:
+            feats, warnings = load_feature_file(path, start, self.spec)
+            if self.manifest.condition != "cavp":
+                warnings.append(
+                    f"this bundle was trained on {self.manifest.condition} features, not on the given feature file"
+                )
+            return feats, None, warnings
+        if not self.backend.has_frame_encoder:
+            raise InvalidRequestError(
+                f"bundle '{self.manifest.name}' has no frame encoder: pass precomputed {self.manifest.condition} "
+                "features (.npy/.npz, T x 512 at 4 fps) instead of a video"
+            )
+        batch = read_segment_frames(path, start, self.spec, size=(224, 224))
+        if should_cancel and should_cancel():
+            raise Cancelled("generation cancelled")
+        feats = self.backend.encode_frames(batch.frames[None])[0]  # (T, feature_dim)
+        return feats, batch.info, list(batch.warnings)
+
+    def generate(
+        self,
+        video: str | Path,
+        start: float = 0.0,
+        *,
+        candidates: int = 4,
+        seed: int = 0,
+        steps: int | None = None,
+        guidance: float | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> GenerationResult:
+        """Generate `candidates` takes of Foley for the segment of `video` starting at `start` seconds.
+
+        `video` is a video file (anything PyAV decodes) or a precomputed feature file (.npy/.npz, T x 512).
+        Candidate k draws its initial noise from seed + k. Raises `Cancelled` if `should_cancel()` turns true.
+        """
+        defaults = self.manifest.sampler_defaults
+        cfg = SamplerConfig(
+            steps=int(steps if steps is not None else defaults["steps"]),
+            guidance=float(guidance if guidance is not None else defaults["guidance"]),
+            guidance_power=float(defaults.get("guidance_power", 0.01)),
+            candidates=candidates,
+            seed=seed,
+        )
+        if not np.isfinite(start) or start < 0:
+            raise InvalidRequestError(f"start must be a time in seconds >= 0, got {start}")
+        cancel = should_cancel or (lambda: False)
+        timings: dict[str, float] = {}
+
+        def report(stage: str, within: float, message: str, step: int = 0, total: int = 0) -> None:
+            if on_progress is not None:
+                frac = _STAGE_START[stage] + _STAGE_WEIGHTS[stage] * min(max(within, 0.0), 1.0)
+                on_progress(Progress(stage, frac, message, step, total))
+
+        def check() -> None:
+            if cancel():
+                raise Cancelled("generation cancelled")
+
+        # 1-2. video -> features -> condition
+        t0 = time.perf_counter()
+        report("video", 0.0, "reading video frames")
+        feats, info, warnings = self.video_features(video, start, should_cancel=cancel)
+        timings["video_and_features"] = time.perf_counter() - t0
+        check()
+        report("features", 1.0, "video features ready")
+        t0 = time.perf_counter()
+        y = self.backend.encode_conditions(feats[None].astype(np.float32))  # (1, D)
+        y_cond = np.repeat(y, cfg.candidates, axis=0)  # (N, D)
+        y_pair = np.concatenate([y_cond, np.zeros_like(y_cond)], axis=0)  # (2N, D): [cond; null]
+
+        # 3. sampling, all candidates at once
+        seeds = cfg.candidate_seeds()
+        x_T = np.stack(
+            [np.random.default_rng(s).standard_normal(self.spec.latent_shape, dtype=np.float32) for s in seeds]
+        )  # (N, C, H, W)
+
+        def denoise(x: np.ndarray, t: np.ndarray, guided: bool) -> np.ndarray:
+            return self.backend.denoise(x, t, y_pair if guided else y_cond)
+
+        def on_step(i: int, n: int) -> None:
+            report("denoise", i / n, f"denoising step {i}/{n}", i, n)
+
+        report("denoise", 0.0, f"denoising step 0/{cfg.steps}", 0, cfg.steps)
+        z = sample_dpmpp_2m(
+            x_T, denoise, self._schedule, steps=cfg.steps, guidance=cfg.guidance,
+            guidance_power=cfg.guidance_power, on_step=on_step, should_cancel=cancel,
+        )
+        timings["denoise"] = time.perf_counter() - t0
+        check()
+
+        # 4. latent -> mel
+        t0 = time.perf_counter()
+        report("decode", 0.0, "decoding mel spectrograms")
+        mel = audio.from_mel_image(self.backend.decode_latents(z), self.spec)  # (N, n_mels, frames)
+        if self.spec.mel_kind == "diff-foley":
+            mel = np.clip(mel, 0.0, 1.0)
+        mel = mel.astype(np.float32)
+        timings["decode"] = time.perf_counter() - t0
+        check()
+
+        # 5. mel -> waveform
+        t0 = time.perf_counter()
+        report("vocode", 0.0, "making waveforms")
+        if self.backend.has_neural_vocoder:
+            wavs = self.backend.vocode(mel)
+        else:
+            n_iter = int(self.manifest.components["vocoder"].config.get("n_iter", 32))
+            wavs_list = []
+            for k in range(cfg.candidates):
+                check()
+                wavs_list.append(audio.griffin_lim(mel[k], self.spec, n_iter=n_iter, seed=seeds[k]))
+                report("vocode", (k + 1) / cfg.candidates, f"Griffin-Lim {k + 1}/{cfg.candidates}")
+            wavs = np.stack(wavs_list)
+        wavs = audio.fit_length(np.asarray(wavs, dtype=np.float32), self.spec.num_samples)
+        timings["vocode"] = time.perf_counter() - t0
+        report("vocode", 1.0, "done")
+
+        settings_common = {
+            "bundle": self.manifest.name,
+            "video": str(video),
+            "start": float(start),
+            "duration": self.spec.duration,
+            "steps": cfg.steps,
+            "guidance": cfg.guidance,
+            "guidance_power": cfg.guidance_power,
+            "candidates": cfg.candidates,
+            "backend": self.backend.name,
+            "vocoder": self.manifest.components["vocoder"].type,
+        }
+        cands = [
+            Candidate(index=k, seed=s, audio=wavs[k], mel=mel[k], sample_rate=self.spec.sample_rate,
+                      settings={**settings_common, "seed": s, "candidate": k})
+            for k, s in enumerate(seeds)
+        ]
+        return GenerationResult(
+            candidates=cands, video=str(video), start=float(start), duration=self.spec.duration,
+            sample_rate=self.spec.sample_rate, settings={**settings_common, "seed": cfg.seed},
+            video_info=info, warnings=warnings, timings=timings,
+        )
+
+
+def default_bundle_dir() -> Path:
+    """The shipped default bundle (resources/models/default beside the packages)."""
+    return Path(__file__).resolve().parent.parent / "resources" / "models" / "default"
+
+
+def load_engine(
+    bundle: str | Path | None = None,
+    *,
+    backend: BackendKind | str = BackendKind.AUTO,
+    device: str = "auto",
+    threads: int | None = None,
+    verify_files: bool = True,
+) -> FoleyEngine:
+    """Load a bundle (default: the shipped one) into an engine, once; keep it for every generation."""
+    bundle_dir = Path(bundle) if bundle is not None else default_bundle_dir()
+    if bundle is None and not (bundle_dir / "manifest.json").is_file():
+        raise BundleError(
+            f"no default model bundle is installed at {bundle_dir}; pass a bundle folder "
+            "(e.g. one made by `python -m training.run --config tiny`) with --bundle"
+        )
+    manifest = load_manifest(bundle_dir, verify_files=verify_files)
+    if manifest.random_weights:
+        log.info("bundle %s holds RANDOM weights (a test bundle): its output is noise, not Foley", bundle_dir)
+    be = get_backend(backend, bundle_dir, manifest, device=device, threads=threads)
+    return FoleyEngine(bundle_dir, manifest, be)

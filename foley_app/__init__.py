@@ -1,0 +1,1 @@
+"""The Foley editor (Qt)."""

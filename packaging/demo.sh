@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The main job on the bundled material, offline: generate 4 Foley candidates for the demo excerpt and mux one.
+# Uses the shipped default model (resources/models/default) when it is present. Until the trained default model
+# lands, it builds the tests' tiny bundle with RANDOM weights: the pipeline runs end to end, the sound is noise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VIDEO=${1:-resources/demo/bbb_excerpt.mp4}
+START=${2:-1.0}
+OUT=${OUT:-foley_out}
+bundle_args=()
+if [ ! -f resources/models/default/manifest.json ]; then
+  bundle=${BUNDLE:-$OUT/random-test-bundle}
+  if [ ! -f "$bundle/manifest.json" ]; then
+    echo "demo: no default model is shipped yet; building a RANDOM-weight test bundle in $bundle" >&2
+    .venv/bin/python - "$bundle" <<'PY'
+import sys
+from engine.nn.bundle import random_bundle
+from engine.spec import DIFF_FOLEY
+random_bundle(sys.argv[1], spec=DIFF_FOLEY, preset="T", vocoder="vocos")
+PY
+  fi
+  bundle_args=(--bundle "$bundle")
+fi
+.venv/bin/foley generate "$VIDEO" --start "$START" --candidates 4 --out "$OUT" \
+  --mux "$OUT/$(basename "${VIDEO%.*}")_foley.mp4" --overwrite "${bundle_args[@]}"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command: set-up (a no-op when done), lint, import contracts, then the whole pytest suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash packaging/setup.sh
+export QT_QPA_PLATFORM=offscreen
+.venv/bin/ruff check .
+.venv/bin/lint-imports
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import audio
+from engine.spec import AUDIOLDM, DIFF_FOLEY
+
+
+def _test_signal(n: int, sr: int = 16_000) -> np.ndarray:
+    """Decaying tones plus noise bursts: a Foley-like signal with onsets."""
+    t = np.arange(n) / sr
+    rng = np.random.default_rng(0)
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t) * np.exp(-(t % 1.0) * 5)
+    bursts = 0.1 * rng.standard_normal(n) * ((t % 2.0) < 0.15)
+    return (tone + bursts).astype(np.float32)
+
+
+def test_mel_shape_and_range() -> None:
+    mel = audio.wav_to_mel(_test_signal(DIFF_FOLEY.num_samples), DIFF_FOLEY)
+    assert mel.shape == (128, 512) and mel.dtype == np.float32
+    assert mel.min() >= 0.0 and mel.max() <= 1.0 and mel.max() > 0.5
+
+
+def test_silence_maps_to_zero_and_loud_tones_clip_at_one() -> None:
+    assert audio.wav_to_mel(np.zeros(DIFF_FOLEY.num_samples, np.float32), DIFF_FOLEY).max() == 0.0
+    # Diff-Foley's range tops out at +20 dB of mel magnitude: a full-scale tone saturates (a fact of the front-end)
+    loud = np.sin(2 * np.pi * 1000 * np.arange(DIFF_FOLEY.num_samples) / 16000).astype(np.float32)
+    assert audio.wav_to_mel(loud, DIFF_FOLEY).max() == 1.0
+
+
+def test_diff_foley_normalisation_formula() -> None:
+    """[-80, +20] dB -> [0, 1]: amplitude 10 (+20 dB after the -20 dB offset is 0 dB ...) checked pointwise."""
+    lin = np.array([1e-6, 1e-5, 1e-3, 1.0, 10.0, 100.0], np.float32)
+    got = audio.compress(lin, DIFF_FOLEY)
+    want = np.clip((20 * np.log10(np.maximum(lin, 1e-5)) - 20 + 100) / 100, 0, 1)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    inside = (want > 0) & (want < 1)
+    np.testing.assert_allclose(audio.decompress(got, DIFF_FOLEY)[inside], lin[inside], rtol=1e-4)
+
+
+def test_mel_pads_and_cuts_to_the_segment() -> None:
+    short = _test_signal(50_000)
+    assert audio.wav_to_mel(short, DIFF_FOLEY).shape == (128, 512)
+    long = _test_signal(200_000)
+    np.testing.assert_array_equal(audio.wav_to_mel(long, DIFF_FOLEY),
+                                  audio.wav_to_mel(long[: DIFF_FOLEY.num_samples], DIFF_FOLEY))
+
+
+def test_mel_round_trip_through_griffin_lim_is_bounded() -> None:
+    """wav -> mel -> Griffin-Lim -> mel stays close: mean error < 2.5 % of the [-80, 20] dB range."""
+    mel = audio.wav_to_mel(_test_signal(DIFF_FOLEY.num_samples), DIFF_FOLEY)
+    wav = audio.griffin_lim(mel, DIFF_FOLEY, n_iter=32, seed=0)
+    assert wav.shape == (DIFF_FOLEY.num_samples,)
+    mel2 = audio.wav_to_mel(wav, DIFF_FOLEY)
+    err = np.abs(mel - mel2)
+    assert err.mean() < 0.025, err.mean()
+    # and a different signal is far away (the bound is not vacuous)
+    other = audio.wav_to_mel(np.roll(_test_signal(DIFF_FOLEY.num_samples), 8000), DIFF_FOLEY)
+    assert np.abs(mel - other).mean() > 4 * err.mean()
+
+
+def test_griffin_lim_is_seeded() -> None:
+    mel = audio.wav_to_mel(_test_signal(DIFF_FOLEY.num_samples), DIFF_FOLEY)
+    a = audio.griffin_lim(mel, DIFF_FOLEY, n_iter=4, seed=1)
+    b = audio.griffin_lim(mel, DIFF_FOLEY, n_iter=4, seed=1)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_audioldm_mel_is_natural_log_with_floor() -> None:
+    wav = _test_signal(AUDIOLDM.num_samples)
+    mel = audio.wav_to_mel(wav, AUDIOLDM)
+    assert mel.shape == (64, 816)
+    assert mel.min() >= np.log(1e-5) - 1e-6
+    lin = audio.linear_mel(wav, AUDIOLDM)[:, :816]
+    np.testing.assert_allclose(mel, np.log(np.maximum(lin, 1e-5)), rtol=1e-5, atol=1e-5)
+    # AudioLDM's mel image is time-first
+    assert audio.to_mel_image(mel, AUDIOLDM).shape == (816, 64)
+    np.testing.assert_array_equal(audio.from_mel_image(audio.to_mel_image(mel, AUDIOLDM), AUDIOLDM), mel)
+
+
+def test_mel_basis_is_slaney_between_fmin_and_fmax() -> None:
+    import librosa
+
+    basis = audio.mel_basis(DIFF_FOLEY)
+    assert basis.shape == (128, 513)
+    freqs = librosa.fft_frequencies(sr=16000, n_fft=1024)
+    used = freqs[basis.sum(axis=0) > 0]
+    assert used.min() >= 125 - 16 and used.max() <= 7600 + 16
+
+
+def test_peak_normalize_and_rms() -> None:
+    x = np.array([0.1, 0.3, -0.1, 0.5], np.float32)
+    y = audio.peak_normalize(x, 0.5)
+    assert np.max(np.abs(y)) == pytest.approx(0.5) and abs(y.mean()) < 1e-6
+    assert audio.rms_dbfs(np.zeros(10, np.float32)) == float("-inf")
+    assert audio.rms_dbfs(np.ones(10, np.float32)) == pytest.approx(0.0)

@@ -1,0 +1,129 @@
+"""FoleyEngine end to end on the torch backend with the tiny random bundle (shapes, seeds, progress, cancel)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from engine import (
+    BundleError,
+    Cancelled,
+    FeatureFileError,
+    InvalidRequestError,
+    Progress,
+    SegmentOutOfRangeError,
+    load_engine,
+)
+from engine.pipeline import load_feature_file
+from engine.spec import DIFF_FOLEY
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_bundle: Path):
+    e = load_engine(tiny_bundle, backend="torch")
+    yield e
+    e.close()
+
+
+def test_generate_shapes_seeds_and_settings(engine, video_12s: Path) -> None:
+    events: list[Progress] = []
+    res = engine.generate(video_12s, 2.0, candidates=3, seed=11, steps=4, on_progress=events.append)
+    assert len(res.candidates) == 3
+    for k, c in enumerate(res.candidates):
+        assert c.audio.shape == (DIFF_FOLEY.num_samples,) and c.audio.dtype == np.float32
+        assert c.mel.shape == (128, 512) and c.mel.min() >= 0.0 and c.mel.max() <= 1.0
+        assert c.seed == 11 + k and c.settings["seed"] == 11 + k and c.settings["steps"] == 4
+        assert np.all(np.isfinite(c.audio)) and np.abs(c.audio).max() > 0
+    # different seeds give different takes
+    assert not np.allclose(res.candidates[0].audio, res.candidates[1].audio)
+    assert res.start == 2.0 and res.sample_rate == 16000 and res.video_info is not None
+    # progress is monotone, covers the stages and ends at 1
+    fr = [p.fraction for p in events]
+    assert fr == sorted(fr) and fr[-1] == pytest.approx(1.0)
+    assert {"video", "denoise", "decode", "vocode"} <= {p.stage for p in events}
+    assert sum(p.stage == "denoise" and p.step > 0 for p in events) == 4
+
+
+def test_same_seed_same_candidate_whatever_the_batch(engine, video_12s: Path) -> None:
+    """Candidate k depends on seed + k only, so one candidate can be regenerated alone."""
+    a = engine.generate(video_12s, 0.0, candidates=2, seed=5, steps=3)
+    b = engine.generate(video_12s, 0.0, candidates=1, seed=6, steps=3)
+    np.testing.assert_allclose(a.candidates[1].mel, b.candidates[0].mel, atol=1e-4)
+
+
+def test_the_video_conditions_the_output(engine, video_12s: Path) -> None:
+    a = engine.generate(video_12s, 0.0, candidates=1, seed=0, steps=3)
+    b = engine.generate(video_12s, 3.5, candidates=1, seed=0, steps=3)
+    assert np.abs(a.candidates[0].mel - b.candidates[0].mel).mean() > 1e-4
+
+
+def test_cancel_between_steps(engine, video_12s: Path) -> None:
+    seen: list[Progress] = []
+
+    def should_cancel() -> bool:
+        return any(p.stage == "denoise" and p.step >= 2 for p in seen)
+
+    with pytest.raises(Cancelled):
+        engine.generate(video_12s, 0.0, candidates=2, steps=10, on_progress=seen.append, should_cancel=should_cancel)
+    assert max(p.step for p in seen if p.stage == "denoise") == 2
+
+
+def test_segment_past_the_end_holds_the_last_frame_and_says_so(engine, video_12s: Path) -> None:
+    res = engine.generate(video_12s, 10.0, candidates=1, steps=2)
+    assert any("last frame" in w for w in res.warnings)
+
+
+def test_bad_requests_raise_typed_errors(engine, video_12s: Path, tmp_path: Path) -> None:
+    with pytest.raises(SegmentOutOfRangeError):
+        engine.generate(video_12s, 12.5, candidates=1, steps=2)
+    with pytest.raises(InvalidRequestError):
+        engine.generate(video_12s, -1.0, candidates=1, steps=2)
+    with pytest.raises(InvalidRequestError):
+        engine.generate(video_12s, 0.0, candidates=0, steps=2)
+    with pytest.raises(InvalidRequestError):
+        engine.generate(video_12s, 0.0, candidates=1, steps=0)
+
+
+def test_precomputed_cavp_features(engine, tmp_path: Path) -> None:
+    feats = np.random.default_rng(0).standard_normal((40, 512)).astype(np.float32)
+    np.savez(tmp_path / "clip.npz", feats)
+    res = engine.generate(tmp_path / "clip.npz", 0.0, candidates=1, steps=2)
+    assert res.candidates[0].audio.shape == (DIFF_FOLEY.num_samples,)
+    # the bundle was trained on EfficientNet features, so the engine says the file is foreign to it
+    assert any("trained on efficientnet-lite0" in w for w in res.warnings)
+    rows, warnings = load_feature_file(tmp_path / "clip.npz", 4.0, DIFF_FOLEY)
+    np.testing.assert_array_equal(rows[:24], feats[16:40])
+    np.testing.assert_array_equal(rows[24:], np.repeat(feats[-1:], 8, axis=0))
+    assert warnings
+
+
+@pytest.mark.parametrize("shape", [(40, 256), (40,), (2, 40, 512)])
+def test_feature_file_with_wrong_shape(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    np.save(tmp_path / "f.npy", np.zeros(shape, np.float32))
+    with pytest.raises(FeatureFileError, match="expected"):
+        load_feature_file(tmp_path / "f.npy", 0.0, DIFF_FOLEY)
+
+
+def test_unreadable_feature_file(tmp_path: Path) -> None:
+    (tmp_path / "f.npy").write_bytes(b"not numpy")
+    with pytest.raises(FeatureFileError, match="cannot read"):
+        load_feature_file(tmp_path / "f.npy", 0.0, DIFF_FOLEY)
+
+
+def test_griffin_lim_vocoder_bundle(tiny_bundle_gl: Path, video_12s: Path) -> None:
+    e = load_engine(tiny_bundle_gl, backend="torch")
+    assert not e.backend.has_neural_vocoder and e.describe()["vocoder"] == "griffin-lim"
+    res = e.generate(video_12s, 0.0, candidates=2, steps=2)
+    assert res.candidates[0].audio.shape == (DIFF_FOLEY.num_samples,)
+
+
+def test_missing_default_bundle_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import engine.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "default_bundle_dir", lambda: tmp_path / "none")
+    with pytest.raises(BundleError, match="--bundle"):
+        load_engine()

@@ -1,0 +1,1 @@
+"""Training: every model of a bundle, from a folder of videos."""
