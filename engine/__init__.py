@@ -7,6 +7,7 @@ Public API:
 
 from __future__ import annotations
 
+from engine.audio import mel_spectrogram
 from engine.backends import BackendKind
 from engine.errors import (
     BackendUnavailableError,
@@ -16,6 +17,7 @@ from engine.errors import (
     FeatureFileError,
     InvalidRequestError,
     MuxError,
+    NoAudioStreamError,
     NoVideoStreamError,
     SegmentOutOfRangeError,
     VideoError,
@@ -23,6 +25,7 @@ from engine.errors import (
     VideoReadError,
 )
 from engine.manifest import ModelManifest, load_manifest
+from engine.media import FrameBatch, VideoInfo, mux_foley, probe_video, read_audio, read_frames, write_wav
 from engine.pipeline import (
     Candidate,
     FoleyEngine,
@@ -47,20 +50,29 @@ __all__ = [
     "EngineError",
     "FeatureFileError",
     "FoleyEngine",
+    "FrameBatch",
     "GenerationRequest",
     "GenerationResult",
     "InvalidRequestError",
     "ModelManifest",
     "MuxError",
+    "NoAudioStreamError",
     "NoVideoStreamError",
     "Progress",
     "SamplerConfig",
     "SegmentOutOfRangeError",
     "SegmentSpec",
     "VideoError",
+    "VideoInfo",
     "VideoNotFoundError",
     "VideoReadError",
     "default_bundle_dir",
     "load_engine",
     "load_manifest",
+    "mel_spectrogram",
+    "mux_foley",
+    "probe_video",
+    "read_audio",
+    "read_frames",
+    "write_wav",
 ]

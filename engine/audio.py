@@ -97,6 +97,11 @@ def wav_to_mel(wav: np.ndarray, spec: SegmentSpec) -> np.ndarray:
     return compress(linear_mel(wav, spec)[..., : spec.mel_frames], spec)
 
 
+def mel_spectrogram(wav: np.ndarray, spec: SegmentSpec) -> np.ndarray:
+    """Normalised mel of a waveform of any length (..., n) -> (..., n_mels, n // hop + 1), for display and analysis."""
+    return compress(linear_mel(np.asarray(wav, dtype=np.float32), spec), spec)
+
+
 def to_mel_image(mel: np.ndarray, spec: SegmentSpec) -> np.ndarray:
     """(..., n_mels, frames) -> the VAE's (..., H, W) layout (`spec.mel_image_shape`)."""
     return mel if spec.time_axis == "col" else np.swapaxes(mel, -1, -2)
