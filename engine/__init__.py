@@ -7,7 +7,7 @@ Public API:
 
 from __future__ import annotations
 
-from engine.audio import mel_spectrogram
+from engine.audio import measure_loudness, mel_spectrogram, normalize_loudness
 from engine.backends import BackendKind
 from engine.errors import (
     BackendUnavailableError,
@@ -69,8 +69,10 @@ __all__ = [
     "default_bundle_dir",
     "load_engine",
     "load_manifest",
+    "measure_loudness",
     "mel_spectrogram",
     "mux_foley",
+    "normalize_loudness",
     "probe_video",
     "read_audio",
     "read_frames",

@@ -145,3 +145,38 @@ def rms_dbfs(wav: np.ndarray) -> float:
     """RMS level in dBFS (-inf for digital silence)."""
     r = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64)))) if wav.size else 0.0
     return 20.0 * np.log10(r) if r > 0 else float("-inf")
+
+
+# ---- loudness (EBU R128 / ITU-R BS.1770 via pyloudnorm; used by the editor's export) --------------------------
+_LOUDNESS_BLOCK_S = 0.4  # BS.1770 gating block; shorter audio has no integrated loudness
+
+
+def measure_loudness(wav: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness in LUFS of mono (n,) or (n, channels) audio; -inf for silence or audio under 0.4 s."""
+    import pyloudnorm
+
+    data = np.asarray(wav, dtype=np.float64)
+    if data.shape[0] < int(_LOUDNESS_BLOCK_S * sample_rate) or not np.any(data):
+        return float("-inf")
+    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(data))
+
+
+def normalize_loudness(
+    wav: np.ndarray, sample_rate: int, target_lufs: float = -23.0, *, peak_ceiling_db: float = -1.0
+) -> tuple[np.ndarray, float, float]:
+    """Scale audio linearly to `target_lufs` (two-pass: measure, then one gain), never peaking above the ceiling.
+
+    Returns (audio float32, measured LUFS before, gain applied in dB). Silence (or audio under 0.4 s) is returned
+    unchanged with gain 0. If the gain needed would push a sample above `peak_ceiling_db` dBFS the gain is lowered
+    to the ceiling, so the result is then quieter than the target (compare the returned gain with the target).
+    """
+    data = np.asarray(wav, dtype=np.float32)
+    measured = measure_loudness(data, sample_rate)
+    if not np.isfinite(measured):
+        return data.copy(), measured, 0.0
+    gain_db = float(target_lufs - measured)
+    peak = float(np.max(np.abs(data)))
+    if peak > 0:
+        gain_db = min(gain_db, peak_ceiling_db - 20.0 * np.log10(peak))
+    out = (data * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
+    return out, measured, gain_db

@@ -1,0 +1,131 @@
+"""`AppContext`: everything the app is made of, built once by the composition root (`app.py`); no singletons.
+
+`EngineHandle` keeps the model loaded once for the whole session: it is loaded by a job on the one-thread
+inference pool, so generations queued meanwhile simply run after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from engine import DIFF_FOLEY, FoleyEngine, load_engine
+from foley_app.autosave import Autosaver
+from foley_app.document.document import ProjectDocument
+from foley_app.errors import NoEngineError
+from foley_app.jobs import Job, JobRunner
+from foley_app.playback import Playback
+from foley_app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class EngineHandle(QObject):
+    """The session's engine: loading, ready, failed or none; what is loaded, for the status bar."""
+
+    state_changed = Signal(str)
+
+    def __init__(self, jobs: JobRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._jobs = jobs
+        self.engine: FoleyEngine | Any | None = None
+        self.state = "none"
+        self.error: BaseException | None = None
+        self.bundle: str = ""
+        self._info: dict[str, Any] = {}
+
+    def load(self, bundle: str | None, backend: str = "auto") -> Job:
+        """Load `bundle` ("" or None = the engine's default) in the background, replacing any loaded engine."""
+        old = self.engine
+        self.engine, self.error, self.bundle, self._info = None, None, bundle or "", {}
+        self._set_state("loading")
+
+        def work(report, should_cancel):
+            if old is not None and hasattr(old, "close"):
+                old.close()
+            report(0.1, "loading the model bundle")
+            return load_engine(bundle or None, backend=backend)
+
+        return self._jobs.submit(
+            "load", "Loading the model", work, inference=True, on_result=self._loaded, on_error=self._failed
+        )
+
+    def set_engine(self, engine: Any) -> None:
+        """Use an already loaded engine (embedding, tests)."""
+        self.engine, self.error = engine, None
+        self._info = dict(engine.describe())
+        self._set_state("ready")
+
+    def _loaded(self, _job: Job, engine: FoleyEngine) -> None:
+        self.set_engine(engine)
+        info = self._info
+        log.info("engine ready: %s", info)
+
+    def _failed(self, _job: Job, exc: BaseException) -> None:
+        self.error = exc
+        log.warning("model bundle could not be loaded: %s", exc)
+        self._set_state("failed")
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.state_changed.emit(state)
+
+    # ---- facts ------------------------------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready"
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self._info)
+
+    @property
+    def random_weights(self) -> bool:
+        return bool(self._info.get("random_weights"))
+
+    @property
+    def segment_duration(self) -> float:
+        """Length of one generated segment: the loaded bundle's, else the paper's 8.192 s."""
+        return float(self._info.get("segment_seconds", DIFF_FOLEY.duration))
+
+    def require(self) -> Any:
+        """The engine, for a job about to generate (any thread); NoEngineError says why there is none."""
+        if self.engine is not None:
+            return self.engine
+        if self.error is not None:
+            raise NoEngineError(f"No model is loaded: {self.error}")
+        raise NoEngineError("No model is loaded (the model bundle has not been loaded).")
+
+    def status_text(self) -> str:
+        if self.state == "loading":
+            return "Model: loading…"
+        if self.state == "failed":
+            return "Model: not loaded — generation unavailable"
+        if self.state != "ready":
+            return "Model: none"
+        i = self._info
+        where = f"{i.get('backend', '?')}/{i.get('device', '?')}"
+        if i.get("random_weights"):
+            return f"Model: {i.get('name')} — RANDOM WEIGHTS (test bundle: output is noise, not Foley) · {where}"
+        return f"Model: {i.get('name')} · {where}"
+
+
+@dataclass
+class AppContext:
+    """The composition: settings, job runner, engine, document, playback and autosave."""
+
+    settings: Settings
+    jobs: JobRunner
+    engine: EngineHandle
+    document: ProjectDocument
+    playback: Playback
+    autosaver: Autosaver
+    log_dir: Path
+
+    def shutdown(self) -> None:
+        self.playback.stop()
+        self.jobs.shutdown()
+        self.autosaver.close_session()

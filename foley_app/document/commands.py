@@ -1,0 +1,184 @@
+"""One `QUndoCommand` per user edit. Views push these; nothing else changes the document's content.
+
+Every command keeps what it needs to undo itself (the removed segment, the previous takes, the replaced clip).
+Audio is never deleted from the store by an undo, so a redo finds it again; unreferenced audio is dropped from
+disk when the project is saved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtGui import QUndoCommand
+
+from foley_app.document.document import ProjectDocument
+from foley_app.document.project import Clip, Segment, Take, new_id
+
+# merge ids (QUndoCommand.id): consecutive commands with the same id may merge
+_ID_NUDGE = 1001
+_ID_GAIN = 1002
+
+
+class AddSegmentCommand(QUndoCommand):
+    def __init__(self, doc: ProjectDocument, start: float, duration: float, *, number: int | None = None) -> None:
+        self.doc = doc
+        n = number if number is not None else doc.project.next_segment_number
+        self.segment = Segment(id=new_id(), number=n, start=start, duration=duration)
+        super().__init__(f"Add segment {self.segment.label}")
+        self._prev_current = doc.current_segment_id
+
+    def redo(self) -> None:
+        self._prev_next = self.doc.project.next_segment_number
+        self.doc.insert_segment(self.segment)
+        self.doc.set_current_segment(self.segment.id)
+
+    def undo(self) -> None:
+        self.doc.remove_segment(self.segment.id)
+        self.doc.project.next_segment_number = self._prev_next
+        if self.doc.segment(self._prev_current) is not None:
+            self.doc.set_current_segment(self._prev_current)
+
+
+class RemoveSegmentsCommand(QUndoCommand):
+    """Delete segments and their takes (clips already on the track stay)."""
+
+    def __init__(self, doc: ProjectDocument, seg_ids: list[str]) -> None:
+        self.doc = doc
+        self.seg_ids = [s for s in seg_ids if doc.segment(s) is not None]
+        labels = ", ".join(doc.segment(s).label for s in self.seg_ids)  # type: ignore[union-attr]
+        super().__init__(f"Delete segment{'s' if len(self.seg_ids) > 1 else ''} {labels}")
+        self._removed: list[tuple[Segment, int]] = []
+
+    def redo(self) -> None:
+        self._removed = [self.doc.remove_segment(s) for s in self.seg_ids]
+
+    def undo(self) -> None:
+        for seg, index in reversed(self._removed):
+            self.doc.insert_segment(seg, index)
+        if self._removed:
+            self.doc.set_current_segment(self._removed[0][0].id)
+
+
+class MoveSegmentCommand(QUndoCommand):
+    """Move a segment to a new start. Keyboard nudges of one segment merge into one undo step."""
+
+    def __init__(self, doc: ProjectDocument, seg_id: str, new_start: float, *, old_start: float | None = None,
+                 nudge: bool = False) -> None:
+        self.doc = doc
+        self.seg_id = seg_id
+        seg = doc.segment(seg_id)
+        assert seg is not None, f"no segment {seg_id}"
+        self.old = seg.start if old_start is None else old_start
+        self.new = new_start
+        self.nudge = nudge
+        super().__init__(f"{'Nudge' if nudge else 'Move'} segment {seg.label}")
+
+    def id(self) -> int:
+        return _ID_NUDGE if self.nudge else -1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, MoveSegmentCommand) or other.seg_id != self.seg_id or not other.nudge:
+            return False
+        self.new = other.new
+        return True
+
+    def redo(self) -> None:
+        self.doc.set_segment_start(self.seg_id, self.new)
+
+    def undo(self) -> None:
+        self.doc.set_segment_start(self.seg_id, self.old)
+
+
+class SetTakesCommand(QUndoCommand):
+    """A generation's result: the segment's candidates (replacing earlier ones)."""
+
+    def __init__(self, doc: ProjectDocument, seg_id: str, takes: list[Take], generation: dict[str, Any],
+                 warnings: list[str]) -> None:
+        self.doc = doc
+        self.seg_id = seg_id
+        seg = doc.segment(seg_id)
+        assert seg is not None, f"no segment {seg_id}"
+        self.new = (takes, generation, warnings)
+        self.old = (list(seg.takes), dict(seg.generation), list(seg.warnings))
+        super().__init__(f"Generate {len(takes)} candidate{'s' if len(takes) != 1 else ''} for {seg.label}")
+
+    def redo(self) -> None:
+        self.doc.set_takes(self.seg_id, *self.new)
+
+    def undo(self) -> None:
+        self.doc.set_takes(self.seg_id, *self.old)
+
+
+class AcceptTakeCommand(QUndoCommand):
+    """Put a take on the Foley track at the time it was generated for (replacing the segment's earlier clip)."""
+
+    def __init__(self, doc: ProjectDocument, seg_id: str, take_index: int, *, gain_db: float | None = None) -> None:
+        self.doc = doc
+        seg = doc.segment(seg_id)
+        assert seg is not None and 0 <= take_index < len(seg.takes), f"no take {take_index} in {seg_id}"
+        take = seg.takes[take_index]
+        self.replaced = doc.project.clip_for_segment(seg_id)
+        gain = gain_db if gain_db is not None else (self.replaced.gain_db if self.replaced else 0.0)
+        self.clip = Clip(
+            id=new_id(), segment_id=seg_id, label=f"{seg.label} #{take.index + 1}",
+            start=float(take.settings.get("start", seg.start)), audio_id=take.audio_id, seed=take.seed,
+            take_index=take.index, gain_db=gain,
+        )
+        super().__init__(f"Accept {seg.label} candidate {take.index + 1}")
+        self._replaced_index = -1
+
+    def redo(self) -> None:
+        if self.replaced is not None:
+            _, self._replaced_index = self.doc.remove_clip(self.replaced.id)
+        self.doc.insert_clip(self.clip)
+        self.doc.set_selected_clip(self.clip.id)
+
+    def undo(self) -> None:
+        self.doc.remove_clip(self.clip.id)
+        if self.replaced is not None:
+            self.doc.insert_clip(self.replaced, self._replaced_index)
+
+
+class RemoveClipCommand(QUndoCommand):
+    def __init__(self, doc: ProjectDocument, clip_id: str) -> None:
+        self.doc = doc
+        clip = doc.project.clip(clip_id)
+        assert clip is not None, f"no clip {clip_id}"
+        self.clip_id = clip_id
+        super().__init__(f"Remove clip {clip.label} from the track")
+        self._removed: tuple[Clip, int] | None = None
+
+    def redo(self) -> None:
+        self._removed = self.doc.remove_clip(self.clip_id)
+
+    def undo(self) -> None:
+        assert self._removed is not None
+        self.doc.insert_clip(*self._removed)
+
+
+class SetClipGainCommand(QUndoCommand):
+    """Change a clip's gain (dB). Successive changes of one clip (a spin box being scrolled) merge."""
+
+    def __init__(self, doc: ProjectDocument, clip_id: str, gain_db: float) -> None:
+        self.doc = doc
+        clip = doc.project.clip(clip_id)
+        assert clip is not None, f"no clip {clip_id}"
+        self.clip_id = clip_id
+        self.old = clip.gain_db
+        self.new = float(gain_db)
+        super().__init__(f"Gain of {clip.label}")
+
+    def id(self) -> int:
+        return _ID_GAIN
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, SetClipGainCommand) or other.clip_id != self.clip_id:
+            return False
+        self.new = other.new
+        return True
+
+    def redo(self) -> None:
+        self.doc.set_clip_gain(self.clip_id, self.new)
+
+    def undo(self) -> None:
+        self.doc.set_clip_gain(self.clip_id, self.old)

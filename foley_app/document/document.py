@@ -1,0 +1,257 @@
+"""`ProjectDocument`: the open project as a QObject with signals and the undo stack (QtCore/QtGui only).
+
+Views read the document and subscribe to its signals; they change it only by pushing commands
+(`foley_app.document.commands`) onto `undo_stack`. The low-level mutators below (`insert_segment`, ...) are for
+those commands. What is not an edit (the current segment, the auditioned take, the original audio read from the
+video) is state here too, but has no undo.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from foley_app.document.project import AudioStore, Clip, Project, Segment, Take, VideoRef
+from foley_app.document.timeline import MixClip, db_to_gain, render_mix
+
+
+class ProjectDocument(QObject):
+    """The project being edited, its audio store, undo stack and file path."""
+
+    project_replaced = Signal()
+    segments_changed = Signal()  # added, removed or moved
+    segment_changed = Signal(str)  # one segment moved or got new takes
+    clips_changed = Signal()
+    current_segment_changed = Signal(str)  # "" for none
+    current_take_changed = Signal(str, int)
+    selection_changed = Signal()
+    selected_clip_changed = Signal(str)
+    original_audio_changed = Signal()
+    modified_changed = Signal(bool)
+    path_changed = Signal()
+    revision_changed = Signal(int)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.project = Project()
+        self.audio = AudioStore()
+        self.undo_stack = QUndoStack(self)
+        self.path: Path | None = None
+        self.original_audio: np.ndarray | None = None  # mono at project.sample_rate, read from the video
+        self.revision = 0
+        self._current_segment = ""
+        self._current_take: dict[str, int] = {}
+        self._selected_segments: set[str] = set()
+        self._selected_clip = ""
+        self._extra_modified = False  # changes with no undo entry (a recovered or relinked project)
+        self._track_cache: tuple[int, np.ndarray] | None = None
+        self._clips_revision = 0
+        self.undo_stack.cleanChanged.connect(self._on_clean_changed)
+
+    def _on_clean_changed(self, _clean: bool) -> None:
+        self.modified_changed.emit(self.is_modified())
+
+    # ---- whole-document operations ------------------------------------------------------------------------
+    def replace(self, project: Project, audio: dict[str, np.ndarray], path: Path | None, *,
+                modified: bool = False) -> None:
+        """Make `project` the open project (new, opened, or recovered); clears the undo history."""
+        self.project = project
+        self.audio = AudioStore()
+        for audio_id, samples in audio.items():
+            self.audio.add(samples, audio_id)
+        self.path = path
+        self.original_audio = None
+        self._current_segment = project.segments[0].id if project.segments else ""
+        self._current_take = {}
+        self._selected_segments = set()
+        self._selected_clip = ""
+        self._extra_modified = modified
+        self.undo_stack.clear()
+        self.undo_stack.setClean()
+        self._bump(clips=True)
+        self.project_replaced.emit()
+        self.path_changed.emit()
+        self.modified_changed.emit(self.is_modified())
+
+    def new_for_video(self, video: VideoRef) -> None:
+        self.replace(Project(video=video), {}, None)
+
+    def mark_saved(self, path: Path) -> None:
+        self.path = path
+        self._extra_modified = False
+        self.undo_stack.setClean()
+        self.path_changed.emit()
+        self.modified_changed.emit(self.is_modified())
+
+    def mark_modified(self) -> None:
+        self._extra_modified = True
+        self._bump()
+        self.modified_changed.emit(True)
+
+    def is_modified(self) -> bool:
+        return self._extra_modified or not self.undo_stack.isClean()
+
+    def set_original_audio(self, audio: np.ndarray | None) -> None:
+        self.original_audio = audio
+        self.original_audio_changed.emit()
+
+    def display_name(self) -> str:
+        if self.path is not None:
+            return self.path.name
+        if self.project.video is not None:
+            return Path(self.project.video.path).name
+        return "Untitled"
+
+    # ---- facts ------------------------------------------------------------------------------------------------
+    @property
+    def video(self) -> VideoRef | None:
+        return self.project.video
+
+    @property
+    def sample_rate(self) -> int:
+        return self.project.sample_rate
+
+    def total_samples(self) -> int:
+        """Length of the Foley track: the video's length (at least the end of the last clip if no video)."""
+        ends = [round(c.start * self.sample_rate) + len(self.audio.get(c.audio_id)) for c in self.project.clips]
+        if self.project.video is not None:
+            return int(np.ceil(self.project.video.duration * self.sample_rate))
+        return max(ends, default=0)
+
+    def segment(self, seg_id: str) -> Segment | None:
+        return self.project.segment(seg_id)
+
+    def mix_clips(self) -> list[MixClip]:
+        return [
+            MixClip(c.id, round(c.start * self.sample_rate), self.audio.get(c.audio_id), db_to_gain(c.gain_db))
+            for c in self.project.clips
+        ]
+
+    def track_audio(self) -> np.ndarray:
+        """The rendered Foley track (cached until the clips change)."""
+        if self._track_cache is None or self._track_cache[0] != self._clips_revision:
+            mix = render_mix(self.mix_clips(), self.total_samples(), self.sample_rate)
+            mix.setflags(write=False)
+            self._track_cache = (self._clips_revision, mix)
+        return self._track_cache[1]
+
+    @property
+    def clips_revision(self) -> int:
+        return self._clips_revision
+
+    # ---- non-undoable view state --------------------------------------------------------------------------
+    @property
+    def current_segment_id(self) -> str:
+        return self._current_segment
+
+    def current_segment(self) -> Segment | None:
+        return self.project.segment(self._current_segment)
+
+    def set_current_segment(self, seg_id: str) -> None:
+        if seg_id != self._current_segment:
+            self._current_segment = seg_id
+            self.current_segment_changed.emit(seg_id)
+
+    def selected_segment_ids(self) -> list[str]:
+        """The selected segments (always including the current one), in timeline order."""
+        chosen = self._selected_segments | ({self._current_segment} if self._current_segment else set())
+        return [s.id for s in sorted(self.project.segments, key=lambda s: s.start) if s.id in chosen]
+
+    def set_segment_selection(self, seg_ids: set[str]) -> None:
+        ids = {s for s in seg_ids if self.project.segment(s) is not None}
+        if ids != self._selected_segments:
+            self._selected_segments = ids
+            self.selection_changed.emit()
+
+    def current_take_index(self, seg_id: str) -> int:
+        seg = self.project.segment(seg_id)
+        if seg is None or not seg.takes:
+            return -1
+        return min(self._current_take.get(seg_id, 0), len(seg.takes) - 1)
+
+    def current_take(self, seg_id: str | None = None) -> Take | None:
+        sid = self._current_segment if seg_id is None else seg_id
+        seg = self.project.segment(sid)
+        k = self.current_take_index(sid)
+        return seg.takes[k] if seg is not None and k >= 0 else None
+
+    def set_current_take(self, seg_id: str, index: int) -> None:
+        if self._current_take.get(seg_id) != index:
+            self._current_take[seg_id] = index
+            self.current_take_changed.emit(seg_id, index)
+
+    @property
+    def selected_clip_id(self) -> str:
+        return self._selected_clip
+
+    def set_selected_clip(self, clip_id: str) -> None:
+        if clip_id != self._selected_clip:
+            self._selected_clip = clip_id
+            self.selected_clip_changed.emit(clip_id)
+
+    # ---- mutators for commands ------------------------------------------------------------------------------
+    def _bump(self, *, clips: bool = False) -> None:
+        self.revision += 1
+        if clips:
+            self._clips_revision += 1
+        self.revision_changed.emit(self.revision)
+
+    def insert_segment(self, segment: Segment, index: int | None = None) -> None:
+        segs = self.project.segments
+        segs.insert(len(segs) if index is None else index, segment)
+        self.project.next_segment_number = max(self.project.next_segment_number, segment.number + 1)
+        self._bump()
+        self.segments_changed.emit()
+
+    def remove_segment(self, seg_id: str) -> tuple[Segment, int]:
+        segs = self.project.segments
+        index = next(i for i, s in enumerate(segs) if s.id == seg_id)
+        seg = segs.pop(index)
+        self._selected_segments.discard(seg_id)
+        if self._current_segment == seg_id:
+            self.set_current_segment(segs[min(index, len(segs) - 1)].id if segs else "")
+        self._bump()
+        self.segments_changed.emit()
+        return seg, index
+
+    def set_segment_start(self, seg_id: str, start: float) -> None:
+        seg = self.project.segment(seg_id)
+        assert seg is not None, f"no segment {seg_id}"
+        seg.start = start
+        self._bump()
+        self.segment_changed.emit(seg_id)
+        self.segments_changed.emit()
+
+    def set_takes(self, seg_id: str, takes: list[Take], generation: dict, warnings: list[str]) -> None:
+        seg = self.project.segment(seg_id)
+        assert seg is not None, f"no segment {seg_id}"
+        seg.takes, seg.generation, seg.warnings = takes, generation, warnings
+        self._current_take.pop(seg_id, None)
+        self._bump()
+        self.segment_changed.emit(seg_id)
+
+    def insert_clip(self, clip: Clip, index: int | None = None) -> None:
+        clips = self.project.clips
+        clips.insert(len(clips) if index is None else index, clip)
+        self._bump(clips=True)
+        self.clips_changed.emit()
+
+    def remove_clip(self, clip_id: str) -> tuple[Clip, int]:
+        clips = self.project.clips
+        index = next(i for i, c in enumerate(clips) if c.id == clip_id)
+        clip = clips.pop(index)
+        if self._selected_clip == clip_id:
+            self.set_selected_clip("")
+        self._bump(clips=True)
+        self.clips_changed.emit()
+        return clip, index
+
+    def set_clip_gain(self, clip_id: str, gain_db: float) -> None:
+        clip = self.project.clip(clip_id)
+        assert clip is not None, f"no clip {clip_id}"
+        clip.gain_db = gain_db
+        self._bump(clips=True)
+        self.clips_changed.emit()

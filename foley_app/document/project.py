@@ -1,0 +1,319 @@
+"""The project as plain data, and its file format: versioned JSON plus a folder of the WAVs it references.
+
+Pure Python + numpy (no Qt). A project on disk is
+
+    film.foleyproj           JSON: {"format": "mdsgen-foley-project", "version": 1, "video": ..., "segments": ...}
+    film.media/<audio>.wav   every take and clip audio the JSON names, 24-bit PCM at the project's sample rate
+
+Every file is written atomically (temp file beside the target, fsync, rename), audio before the JSON that names
+it, so a crash or a full disk at any moment leaves the previous project readable. Audio is immutable once made
+and named by a random id, so a save only writes the audio the media folder does not hold yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import tempfile
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from engine import write_wav
+from foley_app.errors import ProjectFileError
+
+FORMAT = "mdsgen-foley-project"
+FORMAT_VERSION = 1
+PROJECT_SUFFIX = ".foleyproj"
+SAMPLE_RATE = 16_000
+
+
+def new_id() -> str:
+    """A short random id for segments, clips and audio."""
+    return uuid.uuid4().hex[:12]
+
+
+# ---- data ----------------------------------------------------------------------------------------------------
+@dataclass
+class VideoRef:
+    """The video a project is about; facts kept to tell a moved or replaced file."""
+
+    path: str
+    duration: float
+    fps: float
+    width: int
+    height: int
+    has_audio: bool
+
+
+@dataclass
+class Take:
+    """One generated candidate of a segment: its audio, its seed and every setting it was made with."""
+
+    index: int
+    seed: int
+    audio_id: str
+    settings: dict[str, Any]
+    level_db: float
+
+
+@dataclass
+class Segment:
+    """A fixed-length window of the video marked for generation, with the takes generated for it."""
+
+    id: str
+    number: int
+    start: float
+    duration: float
+    takes: list[Take] = field(default_factory=list)
+    generation: dict[str, Any] = field(default_factory=dict)  # settings of the last generation (steps, ...)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+    @property
+    def label(self) -> str:
+        return f"S{self.number}"
+
+
+@dataclass
+class Clip:
+    """An accepted take placed on the Foley track at `start` (s), with its own gain."""
+
+    id: str
+    segment_id: str
+    label: str
+    start: float
+    audio_id: str
+    seed: int
+    take_index: int
+    gain_db: float = 0.0
+
+
+@dataclass
+class Project:
+    """Everything the user made. Audio lives beside it in an id -> samples store (see `AudioStore`)."""
+
+    video: VideoRef | None = None
+    segments: list[Segment] = field(default_factory=list)
+    clips: list[Clip] = field(default_factory=list)
+    next_segment_number: int = 1
+    sample_rate: int = SAMPLE_RATE
+
+    # ---- look-ups ---------------------------------------------------------------------------------------------
+    def segment(self, seg_id: str) -> Segment | None:
+        return next((s for s in self.segments if s.id == seg_id), None)
+
+    def clip(self, clip_id: str) -> Clip | None:
+        return next((c for c in self.clips if c.id == clip_id), None)
+
+    def clip_for_segment(self, seg_id: str) -> Clip | None:
+        return next((c for c in self.clips if c.segment_id == seg_id), None)
+
+    def audio_ids(self) -> set[str]:
+        ids = {c.audio_id for c in self.clips}
+        for s in self.segments:
+            ids.update(t.audio_id for t in s.takes)
+        return ids
+
+    def copy(self) -> Project:
+        """A deep copy (the audio store is shared: its arrays are immutable)."""
+        return copy.deepcopy(self)
+
+    # ---- JSON ---------------------------------------------------------------------------------------------------
+    def to_dict(self, media_dir: str, base: Path | None = None) -> dict[str, Any]:
+        video = None
+        if self.video is not None:
+            video = asdict(self.video)
+            if base is not None:
+                with contextlib.suppress(ValueError):  # another drive on Windows
+                    video["relative_path"] = os.path.relpath(self.video.path, base)
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "sample_rate": self.sample_rate,
+            "media_dir": media_dir,
+            "video": video,
+            "segments": [asdict(s) for s in self.segments],
+            "clips": [asdict(c) for c in self.clips],
+            "next_segment_number": self.next_segment_number,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], base: Path | None = None) -> Project:
+        v = d.get("video")
+        video = None
+        if v is not None:
+            path = v["path"]
+            rel = v.get("relative_path")
+            # a project moved together with its video finds the video by the relative path
+            if base is not None and rel and not Path(path).is_file() and (base / rel).is_file():
+                path = str((base / rel).resolve())
+            video = VideoRef(
+                path=path, duration=float(v["duration"]), fps=float(v["fps"]), width=int(v["width"]),
+                height=int(v["height"]), has_audio=bool(v["has_audio"]),
+            )
+        segments = [
+            Segment(
+                id=s["id"], number=int(s["number"]), start=float(s["start"]), duration=float(s["duration"]),
+                takes=[Take(**t) for t in s.get("takes", [])], generation=dict(s.get("generation", {})),
+                warnings=list(s.get("warnings", [])),
+            )
+            for s in d.get("segments", [])
+        ]
+        clips = [Clip(**c) for c in d.get("clips", [])]
+        return cls(
+            video=video, segments=segments, clips=clips,
+            next_segment_number=int(d.get("next_segment_number", len(segments) + 1)),
+            sample_rate=int(d.get("sample_rate", SAMPLE_RATE)),
+        )
+
+
+class AudioStore:
+    """Immutable mono float32 arrays by id; shared by the document, its undo commands and snapshots."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, np.ndarray] = {}
+
+    def add(self, audio: np.ndarray, audio_id: str | None = None) -> str:
+        arr = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+        arr.setflags(write=False)
+        key = audio_id or new_id()
+        self._data[key] = arr
+        return key
+
+    def get(self, audio_id: str) -> np.ndarray:
+        return self._data[audio_id]
+
+    def __contains__(self, audio_id: object) -> bool:
+        return audio_id in self._data
+
+    def ids(self) -> set[str]:
+        return set(self._data)
+
+    def snapshot(self, ids: set[str]) -> dict[str, np.ndarray]:
+        """The arrays for `ids` (by reference: they are read-only)."""
+        return {i: self._data[i] for i in ids if i in self._data}
+
+
+# ---- files ---------------------------------------------------------------------------------------------------
+def media_dir_for(project_path: Path) -> Path:
+    """The folder holding a project's audio: film.foleyproj -> film.media."""
+    return project_path.with_name(project_path.stem + ".media")
+
+
+def fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to a temp file beside `path`, fsync, rename over `path` (readers never see half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def save_project(project: Project, audio: dict[str, np.ndarray], path: Path, *, prune: bool = True) -> Path:
+    """Write the project to `path` (+ its media folder). Audio first, then the JSON, each atomically.
+
+    `audio` must hold every id the project references. With `prune`, WAVs in the media folder that the saved
+    project no longer references are removed after the JSON is in place (they belong to nothing any more).
+    """
+    path = Path(path)
+    if path.suffix != PROJECT_SUFFIX:
+        path = path.with_name(path.name + PROJECT_SUFFIX)
+    media = media_dir_for(path)
+    needed = project.audio_ids()
+    missing = needed - set(audio)
+    assert not missing, f"audio missing from the store: {sorted(missing)}"
+    media.mkdir(parents=True, exist_ok=True)
+    for audio_id in sorted(needed):
+        wav = media / f"{audio_id}.wav"
+        if not wav.is_file():
+            write_wav(wav, np.asarray(audio[audio_id]), project.sample_rate)
+    data = project.to_dict(media.name, base=path.parent)
+    write_text_atomic(path, json.dumps(data, indent=1))
+    if prune:
+        for wav in media.glob("*.wav"):
+            if wav.stem not in needed:
+                with contextlib.suppress(OSError):
+                    wav.unlink()
+    return path
+
+
+def read_project_json(path: Path) -> dict[str, Any]:
+    """The project's JSON after checks of format and version (ProjectFileError names the problem)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ProjectFileError(f"The project file {path} does not exist.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProjectFileError(f"{path.name} is not a readable project file ({exc}).") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ProjectFileError(f"{path.name} is not a Foley project (its format is {data.get('format')!r}).")
+    version = data.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise ProjectFileError(f"{path.name} has no valid format version.")
+    if version > FORMAT_VERSION:
+        raise ProjectFileError(
+            f"{path.name} was saved by a newer version of the Foley editor (project format {version}; this "
+            f"version reads up to {FORMAT_VERSION}). Update the editor to open it."
+        )
+    return data
+
+
+def load_project(path: Path) -> tuple[Project, dict[str, np.ndarray]]:
+    """Read a project and all the audio it references.
+
+    Raises ProjectFileError if the file is not a project, is corrupt, is too new, or audio is missing/unreadable.
+    """
+    path = Path(path)
+    data = read_project_json(path)
+    try:
+        project = Project.from_dict(data, base=path.parent)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProjectFileError(f"{path.name} is damaged: a field is missing or malformed ({exc!r}).") from exc
+    media = path.parent / str(data.get("media_dir") or media_dir_for(path).name)
+    audio: dict[str, np.ndarray] = {}
+    missing: list[str] = []
+    for audio_id in sorted(project.audio_ids()):
+        wav = media / f"{audio_id}.wav"
+        try:
+            samples, rate = sf.read(str(wav), dtype="float32", always_2d=True)
+        except (OSError, RuntimeError, sf.LibsndfileError):
+            missing.append(wav.name)
+            continue
+        if rate != project.sample_rate:
+            raise ProjectFileError(f"{wav} is at {rate} Hz; the project needs {project.sample_rate} Hz.")
+        audio[audio_id] = samples.mean(axis=1)
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ProjectFileError(
+            f"{len(missing)} audio file(s) of {path.name} are missing or unreadable in {media}: {shown}. "
+            "Keep the .media folder beside the project file when you move or copy a project."
+        )
+    return project, audio

@@ -1,0 +1,627 @@
+"""`Editor`: what the menus, keys and buttons do. It turns user intents into commands and background jobs.
+
+Views emit intents; the editor checks them, pushes commands on the document's undo stack, and runs long work
+(probing and reading videos, generating, exporting) as jobs. A generation job remembers the segment and the start
+it was made for; when its result arrives, it enters the document (through a command) only if that segment still
+exists at that start in the same video; otherwise it is dropped and the status bar says so. Moving or deleting a
+segment also cancels the jobs made for it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from engine import (
+    DIFF_FOLEY,
+    Cancelled,
+    GenerationResult,
+    NoAudioStreamError,
+    VideoInfo,
+    mel_spectrogram,
+    probe_video,
+    read_audio,
+)
+from foley_app.autosave import find_recoverable
+from foley_app.context import AppContext
+from foley_app.document.commands import (
+    AcceptTakeCommand,
+    AddSegmentCommand,
+    MoveSegmentCommand,
+    RemoveClipCommand,
+    RemoveSegmentsCommand,
+    SetClipGainCommand,
+    SetTakesCommand,
+)
+from foley_app.document.project import PROJECT_SUFFIX, Take, VideoRef, load_project, save_project
+from foley_app.document.timeline import fill_starts, place_segment
+from foley_app.errors import UserMessage, explain
+from foley_app.export import ExportRequest, ExportResult, run_export
+from foley_app.frames import FrameSource, read_thumbnails
+from foley_app.jobs import Job
+
+log = logging.getLogger(__name__)
+
+MEL_DEBOUNCE_MS = 250
+
+
+class PrompterLike(Protocol):
+    def error(self, msg: UserMessage) -> None: ...
+    def info(self, title: str, text: str) -> None: ...
+    def ask(self, title: str, text: str, choices: list[str], default: str, *, details: str = "") -> str: ...
+    def open_file(self, title: str, directory: str, filters: str) -> str | None: ...
+    def save_file(self, title: str, suggested: str, filters: str) -> str | None: ...
+    def export_options(self, defaults: Any) -> ExportRequest | None: ...
+    def recover(self, description: str) -> str: ...
+
+
+def level_dbfs(audio: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64)))) if audio.size else 0.0
+    return 20.0 * math.log10(rms) if rms > 0 else float("-inf")
+
+
+def video_ref(info: VideoInfo, path: str) -> VideoRef:
+    return VideoRef(path=str(Path(path).resolve()), duration=float(info.duration), fps=float(info.fps or 25.0),
+                    width=int(info.width), height=int(info.height), has_audio=bool(info.has_audio))
+
+
+class Editor(QObject):
+    """The editor's behaviour, independent of how the window is laid out."""
+
+    video_opened = Signal(str)
+    project_opened = Signal(str)
+    project_saved = Signal(str)
+    generation_applied = Signal(str)  # segment id
+    generation_dropped = Signal(str, str)  # segment id, why
+    export_finished = Signal(object)  # ExportResult
+    status_message = Signal(str, int)  # text, milliseconds (0 = until replaced)
+    thumbnails_ready = Signal(object)  # list[(t, rgb)]
+    track_mel_ready = Signal(object, int)  # mel, clips revision
+    video_missing = Signal(str)
+
+    def __init__(self, ctx: AppContext, prompter: PrompterLike, frames: FrameSource,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.doc = ctx.document
+        self.jobs = ctx.jobs
+        self.prompter = prompter
+        self.frames = frames
+        self._batches = itertools.count(1)
+        self._failed_batches: set[int] = set()
+        self._mel_timer = QTimer(self)
+        self._mel_timer.setSingleShot(True)
+        self._mel_timer.setInterval(MEL_DEBOUNCE_MS)
+        self._mel_timer.timeout.connect(self._compute_track_mel)
+        self.doc.clips_changed.connect(self._mel_timer.start)
+        self.doc.project_replaced.connect(self._mel_timer.start)
+        self.doc.segments_changed.connect(self._cancel_stale_jobs)
+
+    # ---- helpers -------------------------------------------------------------------------------------------------
+    def _error(self, exc: BaseException, doing: str) -> None:
+        self.prompter.error(explain(exc, doing))
+
+    def _status(self, text: str, ms: int = 6000) -> None:
+        self.status_message.emit(text, ms)
+
+    @property
+    def segment_duration(self) -> float:
+        return self.ctx.engine.segment_duration
+
+    # ---- opening ---------------------------------------------------------------------------------------------------
+    def confirm_discard(self) -> bool:
+        """True if the open project may be replaced (saved first if the user wants)."""
+        if not self.doc.is_modified():
+            return True
+        choice = self.prompter.ask(
+            "Save changes?", f"{self.doc.display_name()} has unsaved changes.", ["Save", "Don't Save", "Cancel"],
+            "Save", details="If you don't save, the changes are lost (the autosave is removed too).",
+        )
+        if choice == "Save":
+            return self.save()
+        return choice == "Don't Save"
+
+    def open_path(self, path: str | Path) -> Job | None:
+        p = Path(path)
+        return self.open_project(p) if p.suffix == PROJECT_SUFFIX else self.open_video(p)
+
+    def open_video(self, path: str | Path, *, confirm: bool = True) -> Job | None:
+        if confirm and not self.confirm_discard():
+            return None
+        path = str(path)
+        self._status(f"Opening {Path(path).name}…", 0)
+
+        def work(report: Callable, should_cancel: Callable) -> VideoInfo:
+            return probe_video(path)
+
+        def done(_job: Job, info: VideoInfo) -> None:
+            self.ctx.playback.stop()
+            self.jobs.cancel_all("generate")
+            self.doc.new_for_video(video_ref(info, path))
+            self.ctx.settings.add_recent_file(path)
+            self.ctx.settings.last_dir = str(Path(path).parent)
+            self._load_video_media()
+            v = self.doc.video
+            assert v is not None
+            self._status(f"Opened {Path(path).name}: {v.duration:.2f} s, {v.width}×{v.height}, {v.fps:.3g} fps, "
+                         f"{'with' if v.has_audio else 'no'} audio track")
+            self.video_opened.emit(path)
+
+        def failed(_job: Job, exc: BaseException) -> None:
+            self._status(f"Could not open {Path(path).name}")
+            self._error(exc, f"opening {Path(path).name}")
+
+        return self.jobs.submit("open", f"Opening {Path(path).name}", work, on_result=done, on_error=failed)
+
+    def _load_video_media(self) -> None:
+        """Preview frames, thumbnails and the original audio of the document's video, in the background."""
+        v = self.doc.video
+        if v is None or not Path(v.path).is_file():
+            self.frames.set_video(None)
+            if v is not None:
+                self.video_missing.emit(v.path)
+            return
+        self.frames.set_video(v.path, v.fps, v.duration, v.width, v.height)
+        self.ctx.playback.seek(0.0)  # shows the first frame
+        path = v.path
+        self.jobs.submit(
+            "thumbnails", "Reading thumbnails",
+            lambda report, cancel: read_thumbnails(path, v.duration, v.width, v.height, cancel),
+            on_result=lambda _j, thumbs: self.thumbnails_ready.emit(thumbs) if self._same_video(path) else None,
+            on_error=lambda _j, exc: log.warning("thumbnails: %s", exc),
+        )
+        if v.has_audio:
+            rate = self.doc.sample_rate
+
+            def audio_failed(_job: Job, exc: BaseException) -> None:
+                if not isinstance(exc, NoAudioStreamError):
+                    self._status(f"The original audio could not be read: {exc}")
+
+            self.jobs.submit(
+                "original-audio", "Reading the original audio", lambda report, cancel: read_audio(path, rate),
+                on_result=lambda _j, audio: self.doc.set_original_audio(audio) if self._same_video(path) else None,
+                on_error=audio_failed,
+            )
+
+    def _same_video(self, path: str) -> bool:
+        return self.doc.video is not None and self.doc.video.path == path
+
+    def open_project(self, path: str | Path, *, confirm: bool = True) -> Job | None:
+        if confirm and not self.confirm_discard():
+            return None
+        path = Path(path)
+
+        def done(_job: Job, loaded: tuple) -> None:
+            project, audio = loaded
+            self.ctx.playback.stop()
+            self.jobs.cancel_all("generate")
+            self.doc.replace(project, audio, path)
+            self.ctx.settings.add_recent_file(path)
+            self.ctx.settings.last_dir = str(path.parent)
+            if project.video is not None and not Path(project.video.path).is_file():
+                self._relink_video(project.video.path)
+            self._load_video_media()
+            self._status(f"Opened project {path.name}: {len(project.segments)} segments, {len(project.clips)} clips")
+            self.project_opened.emit(str(path))
+
+        return self.jobs.submit(
+            "open", f"Opening {path.name}", lambda report, cancel: load_project(path), on_result=done,
+            on_error=lambda _j, exc: self._error(exc, f"opening {path.name}"),
+        )
+
+    def _relink_video(self, missing: str) -> None:
+        choice = self.prompter.ask(
+            "Video not found", f"The project's video {missing} was not found.", ["Locate…", "Continue Without Video"],
+            "Locate…", details="Locate the video (moved or renamed) to keep working with the picture. Without it you "
+            "can still edit and export the Foley track as WAV.",
+        )
+        if choice != "Locate…":
+            return
+        found = self.prompter.open_file("Locate the video", str(Path(missing).parent), "All files (*)")
+        if not found:
+            return
+        try:
+            info = probe_video(found)
+        except Exception as exc:
+            self._error(exc, f"opening {Path(found).name}")
+            return
+        assert self.doc.project.video is not None
+        old = self.doc.project.video
+        self.doc.project.video = video_ref(info, found)
+        if abs(info.duration - old.duration) > 0.5 / max(old.fps, 1.0):
+            self.prompter.error(UserMessage(
+                "A different video?", f"{Path(found).name} lasts {info.duration:.2f} s; the project's video lasted "
+                f"{old.duration:.2f} s.", "Check that it is the same video: segments and clips keep their times.",
+                warning=True))
+        self.doc.mark_modified()
+        self.doc.project_replaced.emit()
+
+    # ---- saving ----------------------------------------------------------------------------------------------------
+    def save(self) -> bool:
+        if self.doc.path is None:
+            return self.save_as()
+        return self._write(self.doc.path)
+
+    def save_as(self) -> bool:
+        base = self.doc.path or (Path(self.doc.video.path).with_suffix(PROJECT_SUFFIX) if self.doc.video else None)
+        folder = Path(self.ctx.settings.last_dir or Path.home())
+        suggested = str(base) if base else str(folder / f"untitled{PROJECT_SUFFIX}")
+        chosen = self.prompter.save_file("Save project", suggested, f"Foley projects (*{PROJECT_SUFFIX})")
+        if not chosen:
+            return False
+        path = Path(chosen)
+        if path.suffix != PROJECT_SUFFIX:
+            path = path.with_name(path.name + PROJECT_SUFFIX)
+        return self._write(path)
+
+    def _write(self, path: Path) -> bool:
+        project = self.doc.project
+        try:
+            written = save_project(project, self.doc.audio.snapshot(project.audio_ids()), path)
+        except Exception as exc:
+            self._error(exc, f"saving {path.name}")
+            self._status(f"The project was NOT saved to {path}")
+            return False
+        self.doc.mark_saved(written)
+        self.ctx.settings.add_recent_file(written)
+        self.ctx.settings.last_dir = str(written.parent)
+        self._status(f"Saved {written}")
+        self.project_saved.emit(str(written))
+        return True
+
+    # ---- crash recovery --------------------------------------------------------------------------------------------
+    def check_recovery(self) -> bool:
+        """Offer autosaves left by editors that crashed; True if one was recovered."""
+        recovered = False
+        for session in find_recoverable(self.ctx.autosaver.root):
+            if recovered:
+                session.release()
+                continue
+            choice = self.prompter.recover(session.describe())
+            if choice == "recover":
+                try:
+                    project, audio, path = session.load()
+                except Exception as exc:
+                    session.release()
+                    self._error(exc, "recovering the autosave")
+                    continue
+                self.doc.replace(project, audio, path, modified=True)
+                self._load_video_media()
+                session.discard()
+                self.ctx.autosaver.autosave_now()  # it is this session's work now
+                recovered = True
+                self._status("Recovered the autosaved work. Save it (Ctrl+S) to keep it.", 0)
+            elif choice == "discard":
+                session.discard()
+            else:
+                session.release()
+        return recovered
+
+    # ---- segments --------------------------------------------------------------------------------------------------
+    def _video_or_status(self) -> VideoRef | None:
+        if self.doc.video is None:
+            self._status("Open a video first (Ctrl+O).")
+        return self.doc.video
+
+    def add_segment(self, start: float) -> str | None:
+        v = self._video_or_status()
+        if v is None:
+            return None
+        dur = self.segment_duration
+        cmd = AddSegmentCommand(self.doc, place_segment(start, dur, v.duration, v.fps), dur)
+        self.doc.undo_stack.push(cmd)
+        self.doc.set_segment_selection(set())
+        return cmd.segment.id
+
+    def mark_in(self, t: float) -> None:
+        """I: the current segment starts at the playhead (a new segment if there is none)."""
+        seg = self.doc.current_segment()
+        if seg is None:
+            self.add_segment(t)
+        else:
+            self.move_segment(seg.id, t)
+
+    def mark_out(self, t: float) -> None:
+        """O: the current segment ends at the playhead (a new segment if there is none)."""
+        seg = self.doc.current_segment()
+        if seg is None:
+            self.add_segment(t - self.segment_duration)
+        else:
+            self.move_segment(seg.id, t - seg.duration)
+
+    def move_segment(self, seg_id: str, start: float, *, nudge: bool = False) -> None:
+        seg, v = self.doc.segment(seg_id), self.doc.video
+        if seg is None or v is None:
+            return
+        new = place_segment(start, seg.duration, v.duration, v.fps)
+        if abs(new - seg.start) > 1e-9:
+            self.doc.undo_stack.push(MoveSegmentCommand(self.doc, seg_id, new, nudge=nudge))
+
+    def nudge_selected(self, frames: int) -> None:
+        v = self.doc.video
+        ids = self.doc.selected_segment_ids()
+        if v is None or not ids:
+            self._status("Select a segment to nudge (click it in the picture lane).")
+            return
+        if len(ids) > 1:
+            self.doc.undo_stack.beginMacro(f"Nudge {len(ids)} segments")
+        for sid in ids:
+            seg = self.doc.segment(sid)
+            if seg is not None:
+                self.move_segment(sid, seg.start + frames / v.fps, nudge=True)
+        if len(ids) > 1:
+            self.doc.undo_stack.endMacro()
+
+    def select_segment(self, seg_id: str, add: bool = False) -> None:
+        if add:
+            chosen = set(self.doc.selected_segment_ids()) ^ {seg_id}
+            self.doc.set_segment_selection(chosen)
+            if seg_id in chosen:
+                self.doc.set_current_segment(seg_id)
+        else:
+            self.doc.set_segment_selection(set())
+            self.doc.set_current_segment(seg_id)
+
+    def select_next_segment(self, step: int) -> None:
+        segs = sorted(self.doc.project.segments, key=lambda s: s.start)
+        if not segs:
+            return
+        ids = [s.id for s in segs]
+        cur = self.doc.current_segment_id
+        i = (ids.index(cur) + step) % len(ids) if cur in ids else 0
+        self.select_segment(ids[i])
+
+    def delete_selected_segments(self) -> None:
+        ids = self.doc.selected_segment_ids()
+        if ids:
+            self.doc.undo_stack.push(RemoveSegmentsCommand(self.doc, ids))
+
+    def _cancel_stale_jobs(self) -> None:
+        for job in self.jobs.jobs("generate"):
+            seg = self.doc.segment(job.meta.get("segment_id", ""))
+            if seg is None or abs(seg.start - job.meta.get("start", -1.0)) > 1e-9:
+                job.cancel()
+
+    # ---- generation ------------------------------------------------------------------------------------------------
+    def generate(self, seg_ids: list[str] | None = None, *, new_seeds: bool = False, auto_accept: bool = False,
+                 batch: int | None = None) -> list[Job]:
+        """Queue a generation for each segment (default: the selected ones)."""
+        v = self._video_or_status()
+        if v is None:
+            return []
+        ids = seg_ids if seg_ids is not None else self.doc.selected_segment_ids()
+        if not ids:
+            self._status("Mark a segment first: I or O at the playhead, or Segment ▸ Fill Whole Video.")
+            return []
+        if self.ctx.engine.state == "failed":
+            self._error(self.ctx.engine.error or RuntimeError("no model"), "generating")
+            return []
+        s = self.ctx.settings
+        batch = batch if batch is not None else next(self._batches)
+        busy = {j.meta.get("segment_id") for j in self.jobs.jobs("generate")}
+        jobs = []
+        for sid in ids:
+            seg = self.doc.segment(sid)
+            if seg is None:
+                continue
+            if sid in busy:
+                self._status(f"{seg.label} is already being generated.")
+                continue
+            seed = s.base_seed
+            if new_seeds and seg.takes:
+                seed = max(t.seed for t in seg.takes) + 1
+            jobs.append(self._submit_generation(seg.id, seg.label, seg.start, v.path, s.candidates, seed,
+                                                s.steps or None, s.guidance or None, auto_accept, batch))
+        return jobs
+
+    def _submit_generation(self, seg_id: str, label: str, start: float, video: str, candidates: int, seed: int,
+                           steps: int | None, guidance: float | None, auto_accept: bool, batch: int) -> Job:
+        handle = self.ctx.engine
+        meta = {"segment_id": seg_id, "label": label, "start": start, "video": video, "auto_accept": auto_accept,
+                "batch": batch, "queued_at": time.monotonic()}
+
+        def work(report: Callable[[float, str], None], should_cancel: Callable[[], bool]) -> GenerationResult:
+            engine = handle.require()
+            return engine.generate(
+                video, start, candidates=candidates, seed=seed, steps=steps, guidance=guidance,
+                on_progress=lambda p: report(p.fraction, p.message), should_cancel=should_cancel,
+            )
+
+        return self.jobs.submit("generate", f"Generating {label}", work, inference=True, meta=meta,
+                                on_result=self._on_generated, on_error=self._on_generation_failed)
+
+    def _on_generated(self, job: Job, result: GenerationResult) -> None:
+        m = job.meta
+        seg = self.doc.segment(m["segment_id"])
+        why = ""
+        if self.doc.video is None or self.doc.video.path != m["video"]:
+            why = "another video was opened"
+        elif seg is None:
+            why = "the segment was deleted"
+        elif abs(seg.start - m["start"]) > 1e-9:
+            why = "the segment was moved"
+        if why:
+            self._status(f"Result for {m['label']} dropped: {why} while it was being generated.")
+            self.generation_dropped.emit(m["segment_id"], why)
+            return
+        assert seg is not None
+        takes = [
+            Take(index=c.index, seed=c.seed, audio_id=self.doc.audio.add(c.audio), settings=dict(c.settings),
+                 level_db=level_dbfs(c.audio))
+            for c in result.candidates
+        ]
+        generation = {**result.settings, "seconds": round(sum(result.timings.values()), 3)}
+        cmd = SetTakesCommand(self.doc, seg.id, takes, generation, list(result.warnings))
+        if m.get("auto_accept"):
+            self.doc.undo_stack.beginMacro(f"Fill: {seg.label} generated and accepted")
+            self.doc.undo_stack.push(cmd)
+            self.doc.undo_stack.push(AcceptTakeCommand(self.doc, seg.id, 0))
+            self.doc.undo_stack.endMacro()
+        else:
+            self.doc.undo_stack.push(cmd)
+        seeds = f"seeds {takes[0].seed}–{takes[-1].seed}" if len(takes) > 1 else f"seed {takes[0].seed}"
+        self._status(f"{seg.label}: {len(takes)} candidates ready ({seeds}) in {generation['seconds']:.1f} s. "
+                     "Audition with 1–9, accept with Enter.")
+        self.generation_applied.emit(seg.id)
+
+    def _on_generation_failed(self, job: Job, exc: BaseException) -> None:
+        label = job.meta.get("label", "the segment")
+        if isinstance(exc, Cancelled):
+            self._status(f"Generation of {label} cancelled.")
+            return
+        batch = job.meta.get("batch")
+        if batch in self._failed_batches:
+            return
+        self._failed_batches.add(batch)
+        for other in self.jobs.jobs("generate"):  # one dialog per batch; its other jobs would fail the same way
+            if other.meta.get("batch") == batch and other is not job:
+                other.cancel()
+        self._error(exc, f"generating {label}")
+
+    def cancel_generation(self) -> None:
+        jobs = self.jobs.jobs("generate")
+        for job in jobs:
+            job.cancel()
+        if jobs:
+            self._status(f"Cancelling {len(jobs)} generation job{'s' if len(jobs) > 1 else ''}…")
+
+    def fill_whole_video(self) -> list[Job]:
+        """Cover the video with overlapping segments, generate each, accept candidate 1 of each (crossfaded)."""
+        v = self._video_or_status()
+        if v is None:
+            return []
+        dur = self.segment_duration
+        overlap = min(max(self.ctx.settings.fill_overlap, 0.0), dur / 2)
+        starts = fill_starts(v.duration, dur, overlap, v.fps)
+        existing = {round(s.start, 6) for s in self.doc.project.segments}
+        starts = [t for t in starts if round(t, 6) not in existing]
+        if not starts:
+            self._status("The video is already covered by segments at the fill positions.")
+            return []
+        stack = self.doc.undo_stack
+        stack.beginMacro(f"Fill whole video ({len(starts)} segments)")
+        ids = []
+        for t in starts:
+            cmd = AddSegmentCommand(self.doc, t, dur)
+            stack.push(cmd)
+            ids.append(cmd.segment.id)
+        stack.endMacro()
+        self._status(f"Filling {v.duration:.1f} s with {len(ids)} segments ({overlap:.1f} s crossfades); the first "
+                     "candidate of each goes on the track. Cancel with Esc.", 0)
+        return self.generate(ids, auto_accept=True)
+
+    # ---- candidates and clips ----------------------------------------------------------------------------------------
+    def highlight_take(self, index: int) -> None:
+        seg = self.doc.current_segment()
+        if seg is not None and 0 <= index < len(seg.takes):
+            self.doc.set_current_take(seg.id, index)
+
+    def audition(self, index: int) -> None:
+        """Play candidate `index` with the picture; while one plays, switching keeps the position (A/B)."""
+        seg = self.doc.current_segment()
+        if seg is None or not seg.takes:
+            self._status("No candidates to audition: generate first (Ctrl+G).")
+            return
+        if not 0 <= index < len(seg.takes):
+            self._status(f"{seg.label} has {len(seg.takes)} candidates.")
+            return
+        pb = self.ctx.playback
+        flipping = pb.playing and pb.audition is not None and pb.audition[0] == seg.id
+        self.doc.set_current_take(seg.id, index)
+        pb.audition_take(seg.id, index, restart=not flipping)
+
+    def accept(self, index: int | None = None) -> None:
+        seg = self.doc.current_segment()
+        if seg is None or not seg.takes:
+            self._status("Nothing to accept: generate candidates first (Ctrl+G).")
+            return
+        k = self.doc.current_take_index(seg.id) if index is None else index
+        if not 0 <= k < len(seg.takes):
+            return
+        self.doc.undo_stack.push(AcceptTakeCommand(self.doc, seg.id, k))
+        self._status(f"{seg.label} candidate {k + 1} is on the Foley track.")
+
+    def set_clip_gain(self, clip_id: str, gain_db: float) -> None:
+        if self.doc.project.clip(clip_id) is not None:
+            self.doc.undo_stack.push(SetClipGainCommand(self.doc, clip_id, gain_db))
+
+    def remove_clip(self, clip_id: str | None = None) -> None:
+        cid = clip_id or self.doc.selected_clip_id
+        if cid and self.doc.project.clip(cid) is not None:
+            self.doc.undo_stack.push(RemoveClipCommand(self.doc, cid))
+        else:
+            self._status("Select a clip on the Foley track first.")
+
+    # ---- export ------------------------------------------------------------------------------------------------------
+    def export_defaults(self) -> Any:
+        from foley_app.views.dialogs.export_dialog import ExportDefaults
+
+        v = self.doc.video
+        if v is not None:
+            src = Path(v.path)
+            folder = Path(self.ctx.settings.export_dir) if self.ctx.settings.export_dir else src.parent
+            mp4 = folder / f"{src.stem}_foley{src.suffix if src.suffix.lower() in ('.mp4', '.mov', '.mkv') else '.mp4'}"
+            wav = folder / f"{src.stem}_foley.wav"
+        else:
+            base = self.doc.path or Path.home() / "foley"
+            mp4, wav = base.with_suffix(".mp4"), base.with_name(base.stem + "_foley.wav")
+        s = self.ctx.settings
+        return ExportDefaults(v.path if v is not None and Path(v.path).is_file() else None, str(mp4), str(wav),
+                              s.normalize, s.target_lufs)
+
+    def export(self) -> Job | None:
+        if not self.doc.project.clips:
+            self.prompter.error(UserMessage("Nothing to export", "The Foley track is empty.",
+                                            "Accept a candidate (Enter) or fill the video first."))
+            return None
+        request = self.prompter.export_options(self.export_defaults())
+        if request is None:
+            return None
+        return self.start_export(request)
+
+    def start_export(self, request: ExportRequest) -> Job:
+        s = self.ctx.settings
+        s.normalize, s.target_lufs = request.normalize, request.target_lufs
+        target = request.mp4_path or request.wav_path
+        if target is not None:
+            s.export_dir = str(target.parent)
+        clips, total, rate = self.doc.mix_clips(), self.doc.total_samples(), self.doc.sample_rate
+
+        def done(_job: Job, result: ExportResult) -> None:
+            names = "\n".join(str(p) for p in result.written)
+            extra = ""
+            if result.measured_lufs is not None and math.isfinite(result.measured_lufs):
+                extra = (f"\n\nLoudness: {result.measured_lufs:.1f} LUFS measured, {result.gain_db:+.1f} dB applied.")
+            if result.notes:
+                extra += "\n\n" + "\n".join(result.notes)
+            self._status(f"Exported {', '.join(p.name for p in result.written)}")
+            self.export_finished.emit(result)
+            self.prompter.info("Export finished", f"Written:\n{names}{extra}")
+
+        return self.jobs.submit(
+            "export", "Exporting", lambda report, cancel: run_export(request, clips, total, rate, report, cancel),
+            on_result=done, on_error=lambda _j, exc: self._error(exc, "exporting"),
+        )
+
+    # ---- the track's spectrogram -----------------------------------------------------------------------------------
+    def _compute_track_mel(self) -> None:
+        revision = self.doc.clips_revision
+        if not self.doc.project.clips:
+            self.track_mel_ready.emit(None, revision)
+            return
+        track = self.doc.track_audio()
+
+        def work(report: Callable, cancel: Callable) -> np.ndarray:
+            return mel_spectrogram(track, DIFF_FOLEY)
+
+        self.jobs.submit("mel", "Spectrogram", work,
+                         on_result=lambda _j, mel: self.track_mel_ready.emit(mel, revision),
+                         on_error=lambda _j, exc: log.warning("track spectrogram: %s", exc))

@@ -1,0 +1,1 @@
+"""Dialogs: messages and questions (the `Prompter`), export, preferences, recovery, shortcuts."""

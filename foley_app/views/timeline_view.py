@@ -1,0 +1,483 @@
+"""The timeline: picture lane (thumbnails + segments), original audio, Foley track and its mel spectrogram.
+
+Each lane is a pyqtgraph plot with a header on its left; all lanes share one x axis (seconds), one playhead and one
+zoom/scroll (mouse wheel zooms time, drag pans, the scroll bar below follows). Segments are fixed-length regions
+that snap to frames while dragged; a drag pushes one command when released (live preview while dragging). The view
+never changes the document: it emits intents (`*_requested`) that the editor turns into commands.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QScrollBar,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from foley_app.document.document import ProjectDocument
+from foley_app.document.timeline import crossfade_spans, place_segment
+from foley_app.views import theme
+
+HEADER_WIDTH = 118
+SCROLL_STEPS = 10_000
+
+
+class TimeAxis(pg.AxisItem):
+    """Ticks as m:ss (m:ss.s when zoomed in)."""
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        out = []
+        for v in values:
+            if v < 0:
+                out.append("")
+                continue
+            m, s = divmod(v, 60.0)
+            out.append(f"{int(m)}:{s:04.1f}" if spacing < 1.0 else f"{int(m)}:{round(s):02d}")
+        return out
+
+
+class SegmentRegion(pg.LinearRegionItem):
+    """A fixed-length segment: drag moves it (snapped by the view), edges do not resize it."""
+
+    def __init__(self, seg_id: str, start: float, duration: float) -> None:
+        super().__init__(values=(start, start + duration), movable=True, swapMode="block")
+        self.seg_id = seg_id
+        self.duration = duration
+        for line in self.lines:
+            line.setMovable(False)
+            line.setPen(pg.mkPen(theme.SEGMENT_EDGE, width=1.5))
+        self.on_drag = None  # callable(seg_id, proposed_start, finished)
+        self.on_click = None  # callable(seg_id, modifiers)
+        self._grab_offset = 0.0
+        self.setZValue(10)
+
+    def mouseDragEvent(self, ev) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton:
+            return
+        ev.accept()
+        if ev.isStart():
+            self._grab_offset = ev.buttonDownPos().x() - self.getRegion()[0]
+            self.moving = True
+            if self.on_click is not None:
+                self.on_click(self.seg_id, Qt.KeyboardModifier.NoModifier)
+        if self.on_drag is not None:
+            self.on_drag(self.seg_id, ev.pos().x() - self._grab_offset, ev.isFinish())
+        if ev.isFinish():
+            self.moving = False
+
+    def mouseClickEvent(self, ev) -> None:
+        if ev.button() == Qt.MouseButton.LeftButton and self.on_click is not None:
+            ev.accept()
+            self.on_click(self.seg_id, ev.modifiers())
+
+
+class ClipItem(pg.LinearRegionItem):
+    """A clip on the Foley lane (not draggable; a click selects it)."""
+
+    def __init__(self, clip_id: str, start: float, end: float, selected: bool) -> None:
+        brush = theme.CLIP_SELECTED_BRUSH if selected else theme.CLIP_BRUSH
+        super().__init__(values=(start, end), movable=False, brush=brush)
+        self.clip_id = clip_id
+        for line in self.lines:
+            line.setPen(pg.mkPen(theme.CLIP_EDGE_SELECTED if selected else theme.CLIP_EDGE, width=1))
+        self.on_click = None
+        self.setZValue(-5)
+
+    def mouseClickEvent(self, ev) -> None:
+        if ev.button() == Qt.MouseButton.LeftButton and self.on_click is not None:
+            ev.accept()
+            self.on_click(self.clip_id)
+
+
+class Lane(QWidget):
+    """A header (title, extra buttons) beside a plot."""
+
+    def __init__(self, title: str, height: int, *, top_axis: bool = False, tooltip: str = "") -> None:
+        super().__init__()
+        self.setToolTip(tooltip)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        self.header = QWidget()
+        self.header.setObjectName("laneHeader")
+        self.header.setFixedWidth(HEADER_WIDTH)
+        hl = QVBoxLayout(self.header)
+        hl.setContentsMargins(8, 4, 6, 4)
+        hl.setSpacing(2)
+        self.title = QLabel(title)
+        self.title.setObjectName("laneTitle")
+        hl.addWidget(self.title)
+        self.subtitle = QLabel("")
+        self.subtitle.setObjectName("laneSubtitle")
+        self.subtitle.setWordWrap(True)
+        hl.addWidget(self.subtitle)
+        self.buttons = QHBoxLayout()
+        self.buttons.setSpacing(2)
+        hl.addLayout(self.buttons)
+        hl.addStretch(1)
+        row.addWidget(self.header)
+        axes = {"top": TimeAxis("top")} if top_axis else {}
+        self.plot = pg.PlotWidget(axisItems=axes)
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        pi = self.plot.getPlotItem()
+        pi.hideAxis("left")
+        pi.hideAxis("bottom")
+        if top_axis:
+            pi.showAxis("top")
+            pi.getAxis("top").setHeight(22)
+        pi.layout.setContentsMargins(0, 0, 4, 0)
+        self.vb: pg.ViewBox = pi.getViewBox()
+        self.vb.setMouseEnabled(x=True, y=False)
+        self.vb.setDefaultPadding(0.0)
+        row.addWidget(self.plot, 1)
+        self.setFixedHeight(height + (22 if top_axis else 0))
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+
+class TimelineView(QWidget):
+    """All lanes, the playhead, zoom and scroll."""
+
+    seek_requested = Signal(float)
+    segment_selected = Signal(str, bool)  # id, add to selection
+    segment_move_requested = Signal(str, float)  # id, new start (snapped)
+    clip_selected = Signal(str)
+    mute_original_toggled = Signal(bool)
+
+    def __init__(self, document: ProjectDocument, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.doc = document
+        self._regions: dict[str, SegmentRegion] = {}
+        self._labels: dict[str, pg.TextItem] = {}
+        self._thumb_items: list[pg.ImageItem] = []
+        self._clip_items: list[pg.GraphicsObject] = []
+        self._ghost: pg.PlotDataItem | None = None
+        self._mel_revision = -1
+        self._syncing_scroll = False
+
+        col = QVBoxLayout(self)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.setSpacing(1)
+        self.picture = Lane("Picture", 70, top_axis=True,
+                            tooltip="Thumbnails and segments. Drag a segment to move it (it snaps to frames).")
+        self.picture.subtitle.setText("segments snap to frames")
+        self.original = Lane("Original audio", 52, tooltip="The video's own sound (for reference; not exported).")
+        self.mute_button = QToolButton()
+        self.mute_button.setText("Mute")
+        self.mute_button.setCheckable(True)
+        self.mute_button.setToolTip("Mute the original audio during playback (M)")
+        self.mute_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.mute_button.toggled.connect(self.mute_original_toggled)
+        self.original.buttons.addWidget(self.mute_button)
+        self.original.buttons.addStretch(1)
+        self.foley = Lane("Foley track", 84, tooltip="Accepted candidates, crossfaded where they overlap. "
+                          "Click a clip to select it.")
+        self.mel = Lane("Spectrogram", 96, tooltip="Mel spectrogram of the Foley track (125 Hz – 7.6 kHz).")
+        self.mel.subtitle.setText("mel, 125 Hz – 7.6 kHz")
+        self.lanes = [self.picture, self.original, self.foley, self.mel]
+        for lane in self.lanes:
+            col.addWidget(lane)
+            if lane is not self.picture:
+                lane.plot.setXLink(self.picture.plot)
+
+        bottom = QHBoxLayout()
+        bottom.setContentsMargins(HEADER_WIDTH, 0, 4, 0)
+        self.scroll = QScrollBar(Qt.Orientation.Horizontal)
+        self.scroll.setRange(0, 0)
+        self.scroll.valueChanged.connect(self._on_scroll)
+        bottom.addWidget(self.scroll, 1)
+        col.addLayout(bottom)
+        col.addStretch(1)
+
+        # items
+        self.picture.vb.setYRange(0, 1, padding=0)
+        self.original.vb.setYRange(-1, 1, padding=0.05)
+        self.foley.vb.setYRange(-1, 1, padding=0.05)
+        self.orig_curve = self._wave_item(self.original, theme.ORIGINAL_WAVE)
+        self.foley_curve = self._wave_item(self.foley, theme.FOLEY_WAVE)
+        self.mel_image = pg.ImageItem(axisOrder="row-major")
+        self.mel_image.setColorMap(pg.colormap.get("magma"))
+        self.mel.plot.addItem(self.mel_image)
+        self.mel.vb.setYRange(0, 128, padding=0)
+        self.playheads = []
+        for lane in self.lanes:
+            line = pg.InfiniteLine(0.0, angle=90, movable=True, pen=pg.mkPen(theme.PLAYHEAD, width=2),
+                                   hoverPen=pg.mkPen(theme.PLAYHEAD, width=3))
+            line.setZValue(100)
+            line.sigDragged.connect(self._on_playhead_dragged)
+            lane.plot.addItem(line)
+            self.playheads.append(line)
+            lane.plot.scene().sigMouseClicked.connect(lambda ev, ln=lane: self._on_scene_click(ln, ev))
+        self.empty_text = pg.TextItem("Open a video: File ▸ Open Video… (Ctrl+O), or drop a file here",
+                                      color=theme.MUTED_TEXT, anchor=(0.5, 0.5))
+        self.picture.plot.addItem(self.empty_text)
+        self.picture.vb.sigXRangeChanged.connect(self._on_range_changed)
+
+        document.project_replaced.connect(self.rebuild)
+        document.segments_changed.connect(self.refresh_segments)
+        document.segment_changed.connect(self.refresh_segments)
+        document.current_segment_changed.connect(self.refresh_segments)
+        document.selection_changed.connect(self.refresh_segments)
+        document.clips_changed.connect(self.refresh_track)
+        document.selected_clip_changed.connect(self.refresh_track)
+        document.original_audio_changed.connect(self.refresh_original)
+        self.rebuild()
+
+    # ---- building -------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _wave_item(lane: Lane, color: str) -> pg.PlotDataItem:
+        item = pg.PlotDataItem(pen=pg.mkPen(color, width=1))
+        item.setDownsampling(auto=True, method="peak")
+        item.setClipToView(True)
+        lane.plot.addItem(item)
+        return item
+
+    @property
+    def duration(self) -> float:
+        v = self.doc.video
+        return v.duration if v is not None else 0.0
+
+    def rebuild(self) -> None:
+        dur = self.duration
+        for lane in self.lanes:
+            lane.vb.setLimits(xMin=0.0, xMax=max(dur, 1.0), minXRange=min(0.25, max(dur, 0.25)))
+        self.set_thumbnails([])
+        self.empty_text.setVisible(self.doc.video is None)
+        self.empty_text.setPos(0.5 * max(dur, 1.0), 0.5)
+        self.picture.vb.setXRange(0.0, max(dur, 1.0), padding=0)
+        self.refresh_original()
+        self.refresh_segments()
+        self.refresh_track()
+        self.set_playhead(0.0)
+
+    def set_thumbnails(self, thumbs: list[tuple[float, np.ndarray]]) -> None:
+        for item in self._thumb_items:
+            self.picture.plot.removeItem(item)
+        self._thumb_items = []
+        dur = self.duration
+        for i, (t, img) in enumerate(thumbs):
+            t_next = thumbs[i + 1][0] if i + 1 < len(thumbs) else dur
+            # image rows run top to bottom; the view's y runs up, so flip to keep the picture upright
+            arr = img[::-1]
+            item = pg.ImageItem(np.ascontiguousarray(arr), axisOrder="row-major")
+            item.setRect(QRectF(t, 0.0, max(t_next - t, 1e-3), 1.0))
+            item.setZValue(-10)
+            item.setOpacity(0.85)
+            self.picture.plot.addItem(item)
+            self._thumb_items.append(item)
+
+    def refresh_original(self) -> None:
+        audio = self.doc.original_audio
+        has = self.doc.video is not None and self.doc.video.has_audio
+        self.original.setVisible(has)
+        if audio is None:
+            self.orig_curve.setData([], [])
+            self.original.subtitle.setText("reading…" if has else "")
+            return
+        t = np.arange(len(audio), dtype=np.float64) / self.doc.sample_rate
+        self.orig_curve.setData(t, audio)
+        self.original.subtitle.setText("muted" if self.mute_button.isChecked() else "")
+
+    def set_original_muted(self, muted: bool) -> None:
+        self.mute_button.blockSignals(True)
+        self.mute_button.setChecked(muted)
+        self.mute_button.blockSignals(False)
+        self.original.subtitle.setText("muted" if muted else "")
+        self.orig_curve.setOpacity(0.35 if muted else 1.0)
+
+    def refresh_segments(self, *_args: object) -> None:
+        segs = {s.id: s for s in self.doc.project.segments}
+        for sid in list(self._regions):
+            if sid not in segs:
+                self.picture.plot.removeItem(self._regions.pop(sid))
+                self.picture.plot.removeItem(self._labels.pop(sid))
+        current = self.doc.current_segment_id
+        selected = set(self.doc.selected_segment_ids())
+        for sid, seg in segs.items():
+            region = self._regions.get(sid)
+            if region is None or abs(region.duration - seg.duration) > 1e-9:
+                if region is not None:
+                    self.picture.plot.removeItem(region)
+                    self.picture.plot.removeItem(self._labels.pop(sid))
+                region = SegmentRegion(sid, seg.start, seg.duration)
+                region.on_drag = self._on_segment_drag
+                region.on_click = self._on_segment_click
+                self.picture.plot.addItem(region)
+                self._regions[sid] = region
+                label = pg.TextItem("", color=theme.SEGMENT_TEXT, anchor=(0, 0), fill=theme.LABEL_FILL)
+                label.setZValue(20)
+                self.picture.plot.addItem(label)
+                self._labels[sid] = label
+            if not region.moving:
+                region.setRegion((seg.start, seg.end))
+            is_current = sid == current
+            is_selected = sid in selected
+            region.setBrush(theme.SEGMENT_CURRENT_BRUSH if is_current else
+                            theme.SEGMENT_SELECTED_BRUSH if is_selected else theme.SEGMENT_BRUSH)
+            edge = pg.mkPen(theme.SEGMENT_EDGE if is_selected else theme.SEGMENT_EDGE_DIM,
+                            width=2.5 if is_current else 1.2)
+            for line in region.lines:
+                line.setPen(edge)
+            region.setZValue(12 if is_current else 10)
+            region.setHoverBrush(theme.SEGMENT_HOVER_BRUSH)
+            status = f"{len(seg.takes)} takes" if seg.takes else "no takes"
+            if self.doc.project.clip_for_segment(sid) is not None:
+                status += " · on track"
+            label = self._labels[sid]
+            label.setText(f"{seg.label} · {status}")
+            label.setPos(seg.start, 1.0)
+
+    def refresh_track(self, *_args: object) -> None:
+        for item in self._clip_items:
+            self.foley.plot.removeItem(item)
+        self._clip_items = []
+        doc = self.doc
+        sr = doc.sample_rate
+        if doc.project.clips:
+            track = doc.track_audio()
+            t = np.arange(len(track), dtype=np.float64) / sr
+            self.foley_curve.setData(t, track)
+        else:
+            self.foley_curve.setData([], [])
+        selected = doc.selected_clip_id
+        for clip in doc.project.clips:
+            end = clip.start + len(doc.audio.get(clip.audio_id)) / sr
+            item = ClipItem(clip.id, clip.start, end, clip.id == selected)
+            item.on_click = self.clip_selected.emit
+            self.foley.plot.addItem(item)
+            self._clip_items.append(item)
+            gain = f" {clip.gain_db:+.1f} dB" if abs(clip.gain_db) > 1e-9 else ""
+            label = pg.TextItem(f"{clip.label}{gain}", color=theme.CLIP_TEXT, anchor=(0, 0), fill=theme.LABEL_FILL)
+            label.setPos(clip.start, 1.05)
+            label.setZValue(20)
+            self.foley.plot.addItem(label)
+            self._clip_items.append(label)
+        for a, b in crossfade_spans(doc.mix_clips()):
+            xf = pg.LinearRegionItem(values=(a / sr, b / sr), movable=False, brush=theme.CROSSFADE_BRUSH,
+                                     pen=pg.mkPen(None))
+            xf.setToolTip(f"Equal-power crossfade, {(b - a) / sr:.2f} s")
+            xf.setZValue(-4)
+            self.foley.plot.addItem(xf)
+            self._clip_items.append(xf)
+        n = len(doc.project.clips)
+        self.foley.subtitle.setText(f"{n} clip{'s' if n != 1 else ''}" if n else "empty — accept a candidate")
+        if not doc.project.clips:
+            self.set_mel(None, doc.clips_revision)
+
+    def set_mel(self, mel: np.ndarray | None, revision: int, hop_seconds: float = 256 / 16000) -> None:
+        """Show the track's mel (n_mels, frames), computed elsewhere for clips revision `revision`."""
+        if revision != self.doc.clips_revision:
+            return
+        self._mel_revision = revision
+        if mel is None or mel.size == 0:
+            self.mel_image.clear()
+            self.mel.subtitle.setText("mel, 125 Hz – 7.6 kHz")
+            return
+        self.mel_image.setImage(mel, autoLevels=False, levels=(0.0, 1.0))
+        self.mel_image.setRect(QRectF(0.0, 0.0, mel.shape[1] * hop_seconds, mel.shape[0]))
+        self.mel.vb.setYRange(0, mel.shape[0], padding=0)
+
+    def show_ghost(self, audio: np.ndarray | None, start: float) -> None:
+        """Overlay a candidate's waveform on the Foley lane where it would go."""
+        if self._ghost is not None:
+            self.foley.plot.removeItem(self._ghost)
+            self._ghost = None
+        if audio is None:
+            return
+        t = start + np.arange(len(audio), dtype=np.float64) / self.doc.sample_rate
+        self._ghost = self._wave_item(self.foley, theme.GHOST_WAVE)  # added empty: data needs its view box
+        self._ghost.setOpacity(0.7)
+        self._ghost.setZValue(5)
+        self._ghost.setData(t, audio)
+
+    # ---- playhead, zoom, scroll ------------------------------------------------------------------------------
+    def set_playhead(self, t: float) -> None:
+        for line in self.playheads:
+            if line.value() != t:
+                line.blockSignals(True)
+                line.setValue(t)
+                line.blockSignals(False)
+
+    def follow(self, t: float) -> None:
+        """Keep the playhead in view while playing (page when it leaves the visible range)."""
+        lo, hi = self.picture.vb.viewRange()[0]
+        if not lo <= t <= hi:
+            width = hi - lo
+            self.picture.vb.setXRange(t - 0.05 * width, t + 0.95 * width, padding=0)
+
+    def zoom(self, factor: float, center: float | None = None) -> None:
+        lo, hi = self.picture.vb.viewRange()[0]
+        c = center if center is not None else 0.5 * (lo + hi)
+        c = min(max(c, lo), hi)
+        new_w = max(0.25, min((hi - lo) / factor, max(self.duration, 1.0)))
+        frac = (c - lo) / max(hi - lo, 1e-9)
+        self.picture.vb.setXRange(c - frac * new_w, c + (1 - frac) * new_w, padding=0)
+
+    def zoom_to_fit(self) -> None:
+        self.picture.vb.setXRange(0.0, max(self.duration, 1.0), padding=0)
+
+    def visible_range(self) -> tuple[float, float]:
+        lo, hi = self.picture.vb.viewRange()[0]
+        return float(lo), float(hi)
+
+    def _on_range_changed(self, *_args: object) -> None:
+        lo, hi = self.visible_range()
+        dur = max(self.duration, 1e-9)
+        self._syncing_scroll = True
+        width = min(1.0, (hi - lo) / dur)
+        self.scroll.setPageStep(max(1, int(width * SCROLL_STEPS)))
+        self.scroll.setRange(0, max(0, SCROLL_STEPS - self.scroll.pageStep()))
+        self.scroll.setValue(int(lo / dur * SCROLL_STEPS))
+        self._syncing_scroll = False
+
+    def _on_scroll(self, value: int) -> None:
+        if self._syncing_scroll:
+            return
+        lo, hi = self.visible_range()
+        start = value / SCROLL_STEPS * self.duration
+        self.picture.vb.setXRange(start, start + (hi - lo), padding=0)
+
+    # ---- interaction -----------------------------------------------------------------------------------------------
+    def _on_playhead_dragged(self, line: pg.InfiniteLine) -> None:
+        self.seek_requested.emit(max(0.0, min(float(line.value()), self.duration)))
+
+    def _on_scene_click(self, lane: Lane, ev) -> None:
+        if ev.isAccepted() or ev.button() != Qt.MouseButton.LeftButton or self.doc.video is None:
+            return
+        pos = ev.scenePos()
+        if not lane.vb.sceneBoundingRect().contains(pos):
+            return
+        x = lane.vb.mapSceneToView(QPointF(pos)).x()
+        self.seek_requested.emit(max(0.0, min(float(x), self.duration)))
+
+    def _on_segment_click(self, seg_id: str, modifiers: Qt.KeyboardModifier) -> None:
+        add = bool(modifiers & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier))
+        self.segment_selected.emit(seg_id, add)
+
+    def _on_segment_drag(self, seg_id: str, proposed: float, finished: bool) -> None:
+        seg = self.doc.segment(seg_id)
+        v = self.doc.video
+        if seg is None or v is None:
+            return
+        start = place_segment(proposed, seg.duration, v.duration, v.fps)
+        region = self._regions[seg_id]
+        region.setRegion((start, start + seg.duration))  # live preview, snapped
+        self._labels[seg_id].setPos(start, 1.0)
+        if finished:
+            region.moving = False
+            if abs(start - seg.start) > 1e-9:
+                self.segment_move_requested.emit(seg_id, start)
+            else:
+                self.refresh_segments()
+
+    def pixels_per_second(self) -> float:
+        lo, hi = self.visible_range()
+        return self.picture.vb.width() / max(hi - lo, 1e-9)
+

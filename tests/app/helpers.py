@@ -1,0 +1,125 @@
+"""Helpers of the editor's tests: a scripted prompter (answers dialogs), a fake engine, waiting helpers."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine import Cancelled, Candidate, GenerationResult, Progress, probe_video
+
+
+class ScriptedPrompter:
+    """Stands in for the user at every dialog: answers from queues, records what was shown."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, deque] = defaultdict(deque)
+        self.errors: list = []
+        self.infos: list[tuple[str, str]] = []
+        self.asked: list[tuple[str, str, list[str]]] = []
+
+    def queue(self, method: str, *answers: Any) -> None:
+        self.answers[method].extend(answers)
+
+    def _next(self, method: str, default: Any) -> Any:
+        q = self.answers[method]
+        return q.popleft() if q else default
+
+    def error(self, msg: Any) -> None:
+        self.errors.append(msg)
+
+    def info(self, title: str, text: str) -> None:
+        self.infos.append((title, text))
+
+    def ask(self, title: str, text: str, choices: list[str], default: str, *, details: str = "") -> str:
+        self.asked.append((title, text, choices))
+        answer = self._next("ask", "Cancel")
+        assert answer in choices, f"scripted answer {answer!r} is not among {choices} for {title!r}"
+        return answer
+
+    def open_file(self, title: str, directory: str, filters: str) -> str | None:
+        return self._next("open_file", None)
+
+    def save_file(self, title: str, suggested: str, filters: str) -> str | None:
+        return self._next("save_file", None)
+
+    def export_options(self, defaults: Any) -> Any:
+        self.export_defaults = defaults
+        return self._next("export_options", None)
+
+    def recover(self, description: str) -> str:
+        self.recover_description = description
+        return self._next("recover", "later")
+
+
+class FakeEngine:
+    """The engine's generate() contract with noise for audio; `gate` (if set) holds each call until released."""
+
+    def __init__(self, *, duration: float = 8.192, sample_rate: int = 16_000) -> None:
+        self.duration = duration
+        self.sample_rate = sample_rate
+        self.gate: threading.Event | None = None
+        self.calls: list[tuple[str, float, int, int]] = []
+        self.started = threading.Event()
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": "fake-engine", "random_weights": True, "backend": "fake", "device": "cpu",
+                "segment_seconds": self.duration, "sample_rate": self.sample_rate, "vocoder": "none"}
+
+    def close(self) -> None:
+        pass
+
+    def generate(self, video: str, start: float = 0.0, *, candidates: int = 4, seed: int = 0, steps: int | None = None,
+                 guidance: float | None = None, on_progress: Callable[[Progress], None] | None = None,
+                 should_cancel: Callable[[], bool] | None = None) -> GenerationResult:
+        self.calls.append((str(video), start, candidates, seed))
+        probe_video(video)
+        self.started.set()
+        if self.gate is not None:
+            while not self.gate.wait(0.01):
+                if should_cancel and should_cancel():
+                    raise Cancelled("generation cancelled")
+        n = round(self.duration * self.sample_rate)
+        cands = []
+        for k in range(candidates):
+            if should_cancel and should_cancel():
+                raise Cancelled("generation cancelled")
+            if on_progress:
+                on_progress(Progress("denoise", (k + 1) / candidates, f"candidate {k + 1}/{candidates}"))
+            audio = (0.1 * np.random.default_rng(seed + k).standard_normal(n)).astype(np.float32)
+            settings = {"bundle": "fake-engine", "video": str(video), "start": float(start), "duration": self.duration,
+                        "steps": steps or 25, "guidance": guidance or 5.0, "candidates": candidates,
+                        "backend": "fake", "seed": seed + k, "candidate": k}
+            cands.append(Candidate(k, seed + k, audio, np.zeros((128, 512), np.float32), self.sample_rate, settings))
+        return GenerationResult(cands, str(video), float(start), self.duration, self.sample_rate,
+                                {**cands[0].settings, "seed": seed}, timings={"total": 0.01})
+
+
+def wait_for(qtbot: Any, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    qtbot.waitUntil(condition, timeout=int(timeout * 1000))
+
+
+def open_video(qtbot: Any, window: Any, path: Path) -> None:
+    with qtbot.waitSignal(window.editor.video_opened, timeout=20_000):
+        window.editor.open_path(path)
+    wait_for(qtbot, lambda: not window.ctx.jobs.busy("thumbnails"), 20)
+
+
+def elapsed(t0: float) -> float:
+    return time.perf_counter() - t0
+
+
+def make_test_video(path: Path, **kwargs: Any) -> Path:
+    """tests/conftest.py's generated test video (loaded by path: both conftest modules are named "conftest")."""
+    root_conftest = Path(__file__).resolve().parents[1] / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_tests_root_conftest", root_conftest)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_test_video(path, **kwargs)

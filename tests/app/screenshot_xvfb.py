@@ -1,0 +1,98 @@
+"""Make the README's screenshot: the real editor in a real X window (Xvfb), with a generated result.
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python tests/app/screenshot_xvfb.py [--bundle B] [--out PNG]
+
+Opens the demo clip, fills the video with overlapping segments (crossfaded on the Foley track), generates two more
+candidates for a segment, highlights one and grabs the X screen. Without --bundle it builds the tests' tiny
+RANDOM-weight bundle (the status bar says so). Not a test (no test_ prefix): run it by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--bundle")
+    p.add_argument("--video", default=str(ROOT / "resources/demo/bbb_excerpt.mp4"))
+    p.add_argument("--out", default=str(ROOT / "docs/screenshots/foley-editor.png"))
+    args = p.parse_args()
+    os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+    sys.path.insert(0, str(ROOT))
+    work = Path(tempfile.mkdtemp(prefix="foley-shot-"))
+    bundle = args.bundle
+    if bundle is None:
+        from engine.nn.bundle import random_bundle
+        from engine.spec import DIFF_FOLEY
+
+        bundle = str(work / "tiny-random")
+        random_bundle(bundle, spec=DIFF_FOLEY, preset="T", vocoder="vocos",
+                      denoiser_overrides={"depth": 3, "hidden_size": 64, "num_heads": 2, "decode_layer": 1})
+
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([sys.argv[0]])
+    app.setApplicationName("Foley Editor")
+    from foley_app.app import build_context
+    from foley_app.settings import Settings
+    from foley_app.views import theme
+    from foley_app.views.main_window import MainWindow
+
+    theme.apply(app)
+    settings = Settings(work / "settings.ini")
+    settings.candidates, settings.steps, settings.autosave_seconds = 4, 8, 0
+    settings.mute_original = False
+    ctx = build_context(settings, autosave_root=work / "autosave", logs=work / "logs")
+    window = MainWindow(ctx)
+    screen = app.primaryScreen().availableGeometry()
+    window.setGeometry(0, 0, screen.width(), screen.height())
+    window.show()
+
+    def wait(ms: int) -> None:
+        loop = QEventLoop()
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
+    def until(cond, timeout: float = 300.0) -> None:
+        t0 = time.time()
+        while not cond():
+            if time.time() - t0 > timeout:
+                raise TimeoutError("the editor did not get there in time")
+            wait(100)
+
+    ctx.engine.load(bundle, "auto")
+    window.editor.open_path(args.video)
+    until(lambda: ctx.document.video is not None and ctx.engine.ready and not ctx.jobs.busy("thumbnails"))
+    ed = window.editor
+    ed.fill_whole_video()
+    until(lambda: not ctx.jobs.busy("generate"))
+    segs = sorted(ctx.document.project.segments, key=lambda s: s.start)
+    ed.select_segment(segs[-1].id)
+    ed.generate(new_seeds=True)
+    until(lambda: not ctx.jobs.busy("generate"))
+    ed.accept(2)
+    ed.highlight_take(1)
+    ctx.playback.seek(7.3)
+    window.timeline.zoom_to_fit()
+    ed.select_segment(segs[-1].id)
+    until(lambda: not ctx.jobs.busy())
+    wait(1500)
+    shot = app.primaryScreen().grabWindow(0)  # the X screen, as a user would see it
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    shot.save(args.out)
+    print(f"wrote {args.out} ({shot.width()}x{shot.height()}) on {app.platformName()}")
+    ctx.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
