@@ -21,7 +21,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     from engine.media import mux_foley, write_wav
     from engine.pipeline import Progress, load_engine
 
-    engine = load_engine(args.bundle, backend=args.backend, threads=args.threads)
+    engine = load_engine(args.bundle, backend=args.backend, device=args.device, threads=args.threads,
+                         backend_options={"precision": args.precision} if args.precision != "auto" else None)
     if engine.manifest.random_weights:
         print(f"warning: bundle '{engine.manifest.name}' holds RANDOM weights: the output is noise, not Foley",
               file=sys.stderr)
@@ -91,7 +92,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for name, c in m.components.items():
         cfg = ", ".join(f"{k}={v}" for k, v in c.config.items() if not isinstance(v, (dict, list)))
         lines.append(f"{name:<11} {c.type} {('(' + c.file + ')') if c.file else ''} {cfg}")
-    for k, v in m.provenance.items():
+    for gname, g in m.onnx.get("graphs", {}).items():
+        variants = ", ".join(f"{v} (parity {meta['parity']['max_abs_diff']:.1e})"
+                             for v, meta in g.get("variants", {}).items())
+        lines.append(f"onnx        {gname}: {g['file']} (parity {g['parity']['max_abs_diff']:.1e})"
+                     + (f"; variants {variants}" if variants else ""))
+    for k, v in _flat_items(m.provenance):
         lines.append(f"provenance  {k}: {v}")
     for k, v in m.metrics.items():
         lines.append(f"metric      {k}: {v}")
@@ -123,6 +129,47 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flat_items(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested dicts (an imported bundle's provenance.sources) as dotted keys, one line per leaf."""
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out += _flat_items(v, f"{prefix}{k}.")
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            for i, x in enumerate(v):
+                out += _flat_items(x, f"{prefix}{k}.{i}.")
+        else:
+            out.append((f"{prefix}{k}", v))
+    return out
+
+
+def _cmd_import_official(args: argparse.Namespace) -> int:
+    try:
+        from engine.nn.official import import_official
+    except ImportError as exc:
+        raise EngineError("importing checkpoints needs torch: pip install 'mdsgen-foley[torch]'") from exc
+
+    def say(msg: str) -> None:
+        if not args.quiet:
+            print(f"import-official: {msg}", file=sys.stderr)
+
+    result = import_official(
+        mdsgen=args.mdsgen, audioldm=args.audioldm, cavp=args.cavp, out=args.out, trusted=args.trust_pickle,
+        strip_prefixes=tuple(args.strip_prefix or ()), overwrite=args.overwrite, onnx=not args.no_onnx,
+        onnx_precisions=("fp32",) if args.no_int8 else ("fp32", "int8"), progress=say,
+    )
+    for role, notes in result.notes.items():
+        for note in notes:
+            say(f"{role}: {note}")
+    for name, graph in (result.onnx.get("graphs") or {}).items():
+        parity = graph.get("parity", {})
+        say(f"onnx {name}: max |torch - onnx| {parity.get('max_abs_diff', float('nan')):.2g} "
+            f"(tolerance {parity.get('tolerance', float('nan')):g})" + (" + int8" if graph.get("variants") else ""))
+    say(result.manifest.provenance.get("licence", ""))
+    print(result.bundle_dir)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="foley", description="Generate Foley for video segments with MDSGen.")
     p.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
@@ -138,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--bundle", default=None, help="model bundle folder (default: the shipped model)")
     g.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    g.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    g.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
+                   help="ONNX denoiser precision (auto: the bundle's default; int8 on the CPU)")
     g.add_argument("--out", "-o", default="foley_out", help="folder for the WAVs and their JSON sidecars")
     g.add_argument("--mux", default=None, metavar="OUT.mp4", help="also write the video with a candidate as its audio")
     g.add_argument("--mux-candidate", type=int, default=0, help="which candidate goes into --mux (default 0)")
@@ -153,6 +203,31 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("presets", help="parameter counts of the denoiser presets T, S, B, L")
     r.add_argument("--spec", action="append", choices=["diff-foley", "audioldm"], default=None)
     r.set_defaults(func=_cmd_presets)
+
+    o = sub.add_parser(
+        "import-official",
+        help="make a bundle of the public MDSGen release (MDSGen-B, AudioLDM VAE + vocoder, CAVP)",
+        description="Check the public files against their exact layouts, convert them into a bundle (safetensors "
+                    "+ manifest with sources and licences) and export its ONNX graphs with parity checks. Nothing "
+                    "is downloaded: see the README for where to get the files.",
+    )
+    o.add_argument("--mdsgen", required=True, metavar="CKPT", help="MDSGen's mdsgen_audioldm.pt")
+    o.add_argument("--audioldm", required=True, metavar="DIR",
+                   help="a saved cvssp/audioldm-s-full-v2 pipeline folder (with vae/ and vocoder/) or its hub-cache "
+                        "folder")
+    o.add_argument("--cavp", required=True, metavar="CKPT", help="Diff-Foley's cavp_epoch66.ckpt")
+    o.add_argument("--out", required=True, metavar="BUNDLE", help="the bundle folder to write")
+    o.add_argument("--trust-pickle", action="store_true",
+                   help="allow full unpickling of .pt/.ckpt/.bin files that hold more than tensors (runs code from "
+                        "the file: only for files from a source you trust)")
+    o.add_argument("--strip-prefix", action="append", metavar="PREFIX",
+                   help="remove PREFIX from every key of the MDSGen checkpoint (e.g. 'module.' for a DataParallel "
+                        "re-save)")
+    o.add_argument("--overwrite", action="store_true", help="replace an existing bundle folder at --out")
+    o.add_argument("--no-onnx", action="store_true", help="skip the ONNX export (the bundle then runs on torch only)")
+    o.add_argument("--no-int8", action="store_true", help="export fp32 ONNX graphs only (no int8 denoiser variant)")
+    o.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
+    o.set_defaults(func=_cmd_import_official)
     return p
 
 

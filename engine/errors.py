@@ -53,3 +53,23 @@ class MuxError(EngineError):
 
 class Cancelled(EngineError):
     """The caller asked to stop a long job; nothing was written."""
+
+
+class ExportError(EngineError):
+    """Exporting a bundle's networks to ONNX failed, or an exported graph does not match torch."""
+
+
+class CheckpointError(EngineError):
+    """A pretrained-weights file given to the importer (`foley import-official`) cannot be used."""
+
+
+class CheckpointReadError(CheckpointError):
+    """The file is missing, truncated, corrupt, or not a checkpoint at all."""
+
+
+class CheckpointLayoutError(CheckpointError):
+    """The file reads, but its keys or shapes are not the public layout (the message names the keys)."""
+
+
+class UntrustedCheckpointError(CheckpointError):
+    """A pickled checkpoint holds objects beyond tensors; it is only unpickled fully when the user trusts it."""

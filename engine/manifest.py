@@ -1,4 +1,4 @@
-"""Model bundles: a folder with `manifest.json` beside safetensors weights (and, later, ONNX graphs).
+"""Model bundles: a folder with `manifest.json` beside safetensors weights and (optionally) ONNX graphs.
 
 The manifest is self-describing: format version, the segment spec (and its fingerprint), the noise schedule, the
 sampler defaults, each component's type, init-args config, file and sha256, provenance (data, licences, training
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import BundleError
+from engine.graphs import PRECISIONS, graph_for, graphs_for_components
 from engine.spec import DiffusionSchedule, SegmentSpec
 
 FORMAT = "mdsgen-foley-bundle"
@@ -26,11 +27,13 @@ MANIFEST_NAME = "manifest.json"
 
 # component name -> the types this engine knows
 COMPONENT_TYPES: dict[str, tuple[str, ...]] = {
-    "frame_encoder": ("efficientnet-lite0-projection",),
+    "frame_encoder": ("efficientnet-lite0-projection", "cavp-resnet3d50"),
     "denoiser": ("mdsgen",),
     "vae": ("autoencoder-kl",),
-    "vocoder": ("griffin-lim", "vocos"),
+    "vocoder": ("griffin-lim", "vocos", "hifigan"),
 }
+# a frame encoder's features are only valid for the condition kind its type produces
+FRAME_ENCODER_CONDITION = {"efficientnet-lite0-projection": "efficientnet-lite0", "cavp-resnet3d50": "cavp"}
 REQUIRED_COMPONENTS = ("denoiser", "vae", "vocoder")
 CONDITION_KINDS = ("efficientnet-lite0", "cavp")
 DEFAULT_SAMPLER: dict[str, Any] = {"steps": 25, "guidance": 5.0, "guidance_power": 0.01}
@@ -120,8 +123,12 @@ def _fail(bundle_dir: Path, what: str, todo: str) -> BundleError:
     return BundleError(f"model bundle {bundle_dir}: {what}. {todo}")
 
 
-def load_manifest(bundle_dir: str | os.PathLike[str], *, verify_files: bool = True) -> ModelManifest:
-    """Read and validate a bundle's manifest; with `verify_files`, check every weight file's sha256."""
+def load_manifest(bundle_dir: str | os.PathLike[str], *, verify_files: bool = True, onnx: bool = True
+                  ) -> ModelManifest:
+    """Read and validate a bundle's manifest; with `verify_files`, check every weight and graph file's sha256.
+
+    onnx=False ignores the `onnx` section (neither validated nor returned): for the exporter, which replaces it.
+    """
     bdir = Path(bundle_dir)
     reinstall = "Re-export or re-download the bundle, or pass another one with --bundle."
     if not bdir.exists():
@@ -157,6 +164,10 @@ def load_manifest(bundle_dir: str | os.PathLike[str], *, verify_files: bool = Tr
         raise _fail(bdir, f"unknown video condition kind {condition!r}", "Update the application.")
     if condition == "efficientnet-lite0" and "frame_encoder" not in comps:
         raise _fail(bdir, "the manifest names no 'frame_encoder' component", reinstall)
+    fe_type = comps["frame_encoder"].type if "frame_encoder" in comps else None
+    if fe_type in FRAME_ENCODER_CONDITION and FRAME_ENCODER_CONDITION[fe_type] != condition:
+        raise _fail(bdir, f"its {fe_type!r} frame encoder makes {FRAME_ENCODER_CONDITION[fe_type]} features, but the "
+                          f"denoiser is conditioned on {condition}", reinstall)
     for name, comp in comps.items():
         known = COMPONENT_TYPES.get(name)
         if known is None or comp.type not in known:
@@ -168,6 +179,9 @@ def load_manifest(bundle_dir: str | os.PathLike[str], *, verify_files: bool = Tr
             raise _fail(bdir, f"the {name} weights file {comp.file} is missing", reinstall)
         if verify_files and comp.sha256 and sha256_file(fpath) != comp.sha256:
             raise _fail(bdir, f"the {name} weights file {comp.file} is corrupt (sha256 mismatch)", reinstall)
+    onnx_section = (raw.get("onnx") or {}) if onnx else {}
+    if onnx_section:
+        _check_onnx(bdir, onnx_section, comps, verify_files=verify_files)
     return ModelManifest(
         name=str(raw.get("name", bdir.name)),
         spec=spec,
@@ -179,6 +193,46 @@ def load_manifest(bundle_dir: str | os.PathLike[str], *, verify_files: bool = Tr
         description=str(raw.get("description", "")),
         provenance=dict(raw.get("provenance", {})),
         metrics=dict(raw.get("metrics", {})),
-        onnx=dict(raw.get("onnx", {})),
+        onnx=dict(onnx_section),
         format_version=version,
     )
+
+
+def _check_onnx(bdir: Path, onnx: Any, comps: dict[str, Component], *, verify_files: bool) -> None:
+    """Validate the manifest's `onnx` section: every graph the components need is named, present, intact (sha256)
+    and has the tensor names of `engine.graphs`; so are its variants; the runtime precision is known."""
+    reexport = "Re-export the bundle's ONNX graphs (engine.nn.export.export_onnx), or run it with --backend torch."
+    graphs = onnx.get("graphs") if isinstance(onnx, dict) else None
+    if not isinstance(graphs, dict):
+        raise _fail(bdir, "the manifest's onnx section has no 'graphs' table", reexport)
+    needed = graphs_for_components({name: c.type for name, c in comps.items()})
+    for io in needed:
+        if io.name not in graphs:
+            raise _fail(bdir, f"the manifest's onnx section names no '{io.name}' graph", reexport)
+    for name, entry in graphs.items():
+        ctype = comps[entry["component"]].type if isinstance(entry, dict) and entry.get("component") in comps else ""
+        io = graph_for(name, ctype)
+        if io is None or not isinstance(entry, dict):
+            raise _fail(bdir, f"the ONNX graph '{name}' is not one this engine knows (component type {ctype!r})",
+                        "Update the application.")
+        try:
+            names_in = [t["name"] for t in entry["inputs"]]
+            names_out = [t["name"] for t in entry["outputs"]]
+            files = [(name, entry["file"], entry.get("sha256"))]
+            files += [(f"{name} ({v})", ve["file"], ve.get("sha256")) for v, ve in entry.get("variants", {}).items()]
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise _fail(bdir, f"the ONNX graph '{name}' entry is malformed ({exc})", reexport) from exc
+        if names_in != io.input_names or names_out != io.output_names:
+            raise _fail(bdir, f"the ONNX graph '{name}' has tensors {names_in} -> {names_out}, this engine expects "
+                              f"{io.input_names} -> {io.output_names}", reexport)
+        for what, rel, digest in files:
+            fpath = bdir / rel
+            if not fpath.is_file():
+                raise _fail(bdir, f"the ONNX graph file {rel} ({what}) is missing", reexport)
+            if not digest:
+                raise _fail(bdir, f"the ONNX graph file {rel} ({what}) has no sha256 in the manifest", reexport)
+            if verify_files and sha256_file(fpath) != digest:
+                raise _fail(bdir, f"the ONNX graph file {rel} ({what}) is corrupt (sha256 mismatch)", reexport)
+    precision = (onnx.get("runtime") or {}).get("precision", "fp32")
+    if precision not in PRECISIONS:
+        raise _fail(bdir, f"the manifest's onnx runtime precision {precision!r} is unknown", "Update the application.")

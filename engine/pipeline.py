@@ -22,7 +22,7 @@ from engine import audio
 from engine.backends import Backend, BackendKind, get_backend
 from engine.errors import BundleError, Cancelled, FeatureFileError, InvalidRequestError, VideoNotFoundError
 from engine.manifest import ModelManifest, load_manifest
-from engine.media import VideoInfo, read_segment_frames
+from engine.media import VideoInfo, read_frames, read_segment_frames
 from engine.sampling import NoiseScheduleVP, sample_dpmpp_2m
 from engine.spec import SamplerConfig, SegmentSpec
 
@@ -154,6 +154,7 @@ class FoleyEngine:
             "backend": self.backend.name,
             "device": self.backend.device,
             "providers": list(self.backend.providers_in_use),
+            "fallback_reason": getattr(self.backend, "fallback_reason", None),
             "segment_seconds": self.spec.duration,
             "sample_rate": self.spec.sample_rate,
             "vocoder": self.manifest.components["vocoder"].type,
@@ -163,10 +164,20 @@ class FoleyEngine:
         self.backend.close()
 
     # ---- generation ----------------------------------------------------------------------------------------
+    def _clip_frames(self) -> int:
+        """Frames the bundle's frame encoder sees as one clip (CAVP: 40, i.e. 10 s); 0 if it takes any number."""
+        fe = self.manifest.components.get("frame_encoder")
+        return int(fe.config.get("chunk_frames", 0)) if fe is not None else 0
+
     def video_features(
-        self, video: str | Path, start: float, *, should_cancel: Callable[[], bool] | None = None
+        self, video: str | Path, start: float, *, should_cancel: Callable[[], bool] | None = None,
+        timings: dict[str, float] | None = None,
     ) -> tuple[np.ndarray, VideoInfo | None, list[str]]:
-        """(num_frames, feature_dim) features of the segment at `start`, the video's info, and warnings."""
+        """(num_frames, feature_dim) features of the segment at `start`, the video's info, and warnings.
+
+        If `timings` is given, the seconds spent decoding ("video") and encoding frames ("features") go into it.
+        """
+        t0 = time.perf_counter()
         path = Path(video)
         if path.suffix.lower() in FEATURE_SUFFIXES:
             feats, warnings = load_feature_file(path, start, self.spec)
@@ -181,9 +192,22 @@ class FoleyEngine:
                 "features (.npy/.npz, T x 512 at 4 fps) instead of a video"
             )
         batch = read_segment_frames(path, start, self.spec, size=(224, 224))
+        frames = batch.frames  # (T, 224, 224, 3)
+        context = self._clip_frames()
+        if context > self.spec.num_frames and not batch.held_last:
+            # CAVP encodes clips of `context` frames (10 s) and its temporal convolutions see the frames after the
+            # segment: read those too, as far as the video goes (a clip cut by the end is shorter, as in CAVP's own
+            # extraction), and keep the segment's features only
+            more = read_frames(path, start + np.arange(self.spec.num_frames, context) / self.spec.video_fps,
+                               size=(224, 224))
+            n_more = more.first_held_index if more.first_held_index is not None else len(more.frames)
+            frames = np.concatenate([frames, more.frames[:n_more]])
+        t1 = time.perf_counter()
         if should_cancel and should_cancel():
             raise Cancelled("generation cancelled")
-        feats = self.backend.encode_frames(batch.frames[None])[0]  # (T, feature_dim)
+        feats = self.backend.encode_frames(frames[None])[0][: self.spec.num_frames]  # (T, feature_dim)
+        if timings is not None:
+            timings["video"], timings["features"] = t1 - t0, time.perf_counter() - t1
         return feats, batch.info, list(batch.warnings)
 
     def generate(
@@ -226,14 +250,16 @@ class FoleyEngine:
                 raise Cancelled("generation cancelled")
 
         # 1-2. video -> features -> condition
-        t0 = time.perf_counter()
+        t_start = t0 = time.perf_counter()
         report("video", 0.0, "reading video frames")
-        feats, info, warnings = self.video_features(video, start, should_cancel=cancel)
-        timings["video_and_features"] = time.perf_counter() - t0
+        timings["video"] = timings["features"] = 0.0
+        feats, info, warnings = self.video_features(video, start, should_cancel=cancel, timings=timings)
         check()
         report("features", 1.0, "video features ready")
         t0 = time.perf_counter()
         y = self.backend.encode_conditions(feats[None].astype(np.float32))  # (1, D)
+        timings["features"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
         y_cond = np.repeat(y, cfg.candidates, axis=0)  # (N, D)
         y_pair = np.concatenate([y_cond, np.zeros_like(y_cond)], axis=0)  # (2N, D): [cond; null]
 
@@ -282,6 +308,7 @@ class FoleyEngine:
             wavs = np.stack(wavs_list)
         wavs = audio.fit_length(np.asarray(wavs, dtype=np.float32), self.spec.num_samples)
         timings["vocode"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - t_start
         report("vocode", 1.0, "done")
 
         settings_common = {
@@ -320,8 +347,14 @@ def load_engine(
     device: str = "auto",
     threads: int | None = None,
     verify_files: bool = True,
+    backend_options: dict[str, Any] | None = None,
 ) -> FoleyEngine:
-    """Load a bundle (default: the shipped one) into an engine, once; keep it for every generation."""
+    """Load a bundle (default: the shipped one) into an engine, once; keep it for every generation.
+
+    backend: "auto" (ONNX Runtime when the bundle has graphs and onnxruntime is installed, else torch), "onnx" or
+    "torch". device: "auto", "cpu", "cuda" or "cuda:N". backend_options: backend-specific settings (ONNX:
+    precision "auto"/"fp32"/"int8", optimization "disable"/"basic"/"extended"/"all").
+    """
     bundle_dir = Path(bundle) if bundle is not None else default_bundle_dir()
     if bundle is None and not (bundle_dir / "manifest.json").is_file():
         raise BundleError(
@@ -331,5 +364,5 @@ def load_engine(
     manifest = load_manifest(bundle_dir, verify_files=verify_files)
     if manifest.random_weights:
         log.info("bundle %s holds RANDOM weights (a test bundle): its output is noise, not Foley", bundle_dir)
-    be = get_backend(backend, bundle_dir, manifest, device=device, threads=threads)
+    be = get_backend(backend, bundle_dir, manifest, device=device, threads=threads, **(backend_options or {}))
     return FoleyEngine(bundle_dir, manifest, be)

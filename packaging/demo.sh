@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the bundled material, offline: generate 4 Foley candidates for the demo excerpt and mux one.
 # Uses the shipped default model (resources/models/default) when it is present. Until the trained default model
-# lands, it builds the tests' tiny bundle with RANDOM weights: the pipeline runs end to end, the sound is noise.
+# lands, it builds the tests' tiny bundle with RANDOM weights and its ONNX graphs: the pipeline runs end to end on
+# ONNX Runtime (the backend `auto` picks for a bundle with graphs), the sound is noise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VIDEO=${1:-resources/demo/bbb_excerpt.mp4}
@@ -10,13 +11,18 @@ OUT=${OUT:-foley_out}
 bundle_args=()
 if [ ! -f resources/models/default/manifest.json ]; then
   bundle=${BUNDLE:-$OUT/random-test-bundle}
-  if [ ! -f "$bundle/manifest.json" ]; then
-    echo "demo: no default model is shipped yet; building a RANDOM-weight test bundle in $bundle" >&2
+  if [ ! -f "$bundle/manifest.json" ] || ! grep -q '"graphs"' "$bundle/manifest.json"; then
+    echo "demo: no default model is shipped yet; building a RANDOM-weight test bundle with ONNX graphs in $bundle" >&2
     .venv/bin/python - "$bundle" <<'PY'
 import sys
+from pathlib import Path
 from engine.nn.bundle import random_bundle
+from engine.nn.export import export_onnx
 from engine.spec import DIFF_FOLEY
-random_bundle(sys.argv[1], spec=DIFF_FOLEY, preset="T", vocoder="vocos")
+if (Path(sys.argv[1]) / "manifest.json").is_file():  # a bundle from an older demo: add its ONNX graphs
+    export_onnx(sys.argv[1])
+else:
+    random_bundle(sys.argv[1], spec=DIFF_FOLEY, preset="T", vocoder="vocos", onnx=True)
 PY
   fi
   bundle_args=(--bundle "$bundle")

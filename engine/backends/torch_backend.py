@@ -61,6 +61,9 @@ class TorchBackend:
     @torch.inference_mode()
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
         assert self.frame_encoder is not None, "bundle has no frame encoder"
+        if self.manifest.components["frame_encoder"].type == "cavp-resnet3d50":
+            # CAVP: [0, 1] RGB, clips of 40 frames (its own preprocessing, engine.nn.cavp)
+            return self._np(self.frame_encoder.encode_uint8(self._t(frames)))
         x = self._t(frames).permute(0, 1, 4, 2, 3).float()  # (B, T, H, W, 3) uint8 -> (B, T, 3, H, W)
         return self._np(self.frame_encoder(x))
 

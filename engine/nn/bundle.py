@@ -84,6 +84,14 @@ def build_component(name: str, comp: Component, spec: SegmentSpec) -> nn.Module:
         return MDSGen(config=DenoiserConfig.from_dict(comp.config))
     if name == "vae":
         return MelVAE(config=VAEConfig.from_dict(comp.config))
+    if name == "frame_encoder" and comp.type == "cavp-resnet3d50":
+        from engine.nn.cavp import CAVPConfig, CAVPVideoEncoder
+
+        return CAVPVideoEncoder(config=CAVPConfig.from_dict(comp.config))
+    if name == "vocoder" and comp.type == "hifigan":
+        from engine.nn.hifigan import HiFiGAN, HiFiGANConfig
+
+        return HiFiGAN(config=HiFiGANConfig.from_dict(comp.config))
     if name == "frame_encoder":
         return VideoFeatureModel(config=FrameEncoderConfig.from_dict(comp.config))
     if name == "vocoder" and comp.type == "vocos":
@@ -155,11 +163,13 @@ def random_bundle(
     vocoder: str = "vocos",
     seed: int = 0,
     randomize_zero_init: Iterable[str] = ("final_layer", "adaLN_modulation"),
+    onnx: bool = False,
 ) -> ModelManifest:
     """A bundle with RANDOM weights (pretrained EfficientNet backbone aside), for tests and smoke runs only.
 
     The manifest says `random_weights: true` and the engine warns on load: this is never a model. Zero-initialised
     output layers are re-randomised so that the pipeline's numbers move (otherwise eps would be exactly 0).
+    With `onnx`, the ONNX graphs are exported into the bundle too (`engine.nn.export.export_onnx`).
     """
     torch.manual_seed(seed)
     den = MDSGen(config=DenoiserConfig.from_spec(spec, preset, **(denoiser_overrides or {})))
@@ -175,9 +185,14 @@ def random_bundle(
     fe.encoder.backbone.load_state_dict(load_pretrained_backbone_state(), strict=False)
     voc = Vocoder(config=VocoderConfig(n_mels=spec.n_mels, n_fft=spec.n_fft, hop_length=spec.hop_length, dim=64,
                                        intermediate_dim=128, num_layers=2)) if vocoder == "vocos" else None
-    return write_bundle(
+    manifest = write_bundle(
         bundle_dir, name=f"random-{preset.lower()}-test", spec=spec, denoiser=den, vae=vae, frame_encoder=fe,
         vocoder=voc, random_weights=True,
         description="RANDOM weights for tests and smoke runs; produces noise, not Foley.",
         provenance={"weights": "random initialisation (seeded); EfficientNet-Lite0 backbone from ImageNet"},
     )
+    if onnx:
+        from engine.nn.export import export_onnx  # here, not at the top: export imports this module
+
+        manifest = export_onnx(bundle_dir)
+    return manifest

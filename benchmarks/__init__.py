@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks.generation` measures the engine and writes docs/benchmarks.md."""

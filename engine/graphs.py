@@ -1,0 +1,178 @@
+"""The exported ONNX graphs: their names, tensor names, dtypes and axes. Shared by the exporter and the runtime.
+
+This module is the one place where model I/O names live. `engine.nn.export` writes graphs with exactly these
+names (and records them in the manifest's `onnx` section); `engine.backends.onnx_backend` feeds and reads them;
+`engine.manifest` refuses a bundle whose graphs disagree. No torch here.
+
+A graph is exported from one bundle component, and which graph a component gets depends on its type: that is the
+extension point. A new component type (an AudioLDM HiFi-GAN vocoder, a CAVP video encoder) adds a `GraphIO` to
+`GRAPHS` below, an exporter in `engine.nn.export.EXPORTERS` keyed by the same (graph, component type), and, if
+its outputs are new, a branch in the ONNX backend (e.g. a vocoder graph with a `waveform` output needs no iSTFT).
+
+Axes are ints (fixed by the bundle's spec or config; the exporter records the numbers) or names (dynamic):
+`batch` is the only dynamic axis of every graph, plus `frames` (video frames) on the video graphs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: The ONNX opset the exporter writes. 17 is the minimum (LayerNormalization is one op); 20 adds a Gelu operator
+#: (tanh approximation) that replaces an 8-op expansion in every denoiser block: measured faster, see
+#: docs/benchmarks.md ("Denoiser options", opset column).
+OPSET = 20
+MIN_OPSET = 17
+
+#: Where the graphs live inside a bundle folder.
+GRAPH_DIR = "onnx"
+
+#: Precisions a graph may be stored in. "fp32" is the exported graph itself; "int8" is its dynamically quantised
+#: twin (int8 weights, uint8 activations quantised per call, VNNI GEMMs on x86) stored as a variant beside it.
+PRECISIONS = ("fp32", "int8")
+
+
+@dataclass(frozen=True)
+class TensorIO:
+    """One input or output of a graph: its name, numpy dtype and axis names (symbolic; see the module doc)."""
+
+    name: str
+    dtype: str
+    axes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "axes": list(self.axes)}
+
+
+@dataclass(frozen=True)
+class GraphIO:
+    """One exported graph: manifest key `name`, made from bundle component `component` of one of `types`."""
+
+    name: str
+    component: str
+    types: tuple[str, ...]
+    inputs: tuple[TensorIO, ...]
+    outputs: tuple[TensorIO, ...]
+    doc: str
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+    @property
+    def filename(self) -> str:
+        return f"{GRAPH_DIR}/{self.name}.onnx"
+
+    def variant_filename(self, precision: str) -> str:
+        return self.filename if precision == "fp32" else f"{GRAPH_DIR}/{self.name}.{precision}.onnx"
+
+
+F32, U8 = "float32", "uint8"
+
+FRAME_ENCODER = GraphIO(
+    name="frame_encoder",
+    component="frame_encoder",
+    types=("efficientnet-lite0-projection",),
+    inputs=(TensorIO("frames", U8, ("batch", "frames", "height", "width", "rgb")),),
+    outputs=(TensorIO("video_features", F32, ("batch", "frames", "feature_dim")),),
+    doc="RGB frames 0..255 -> EfficientNet-Lite0 pooled features -> projection, L2-normalised per frame",
+)
+
+CONDITION = GraphIO(
+    name="condition",
+    component="denoiser",
+    types=("mdsgen",),
+    inputs=(TensorIO("video_features", F32, ("batch", "frames", "feature_dim")),),
+    outputs=(TensorIO("condition", F32, ("batch", "hidden")),),
+    doc="MDSGen's per-frame Linear/GELU/LayerNorm and Reducer Conv1d: the step-invariant condition y",
+)
+
+DENOISER = GraphIO(
+    name="denoiser",
+    component="denoiser",
+    types=("mdsgen",),
+    inputs=(
+        TensorIO("latent", F32, ("batch", "channels", "height", "width")),
+        TensorIO("timestep", F32, ("batch",)),
+        TensorIO("condition", F32, ("batch", "hidden")),
+    ),
+    outputs=(TensorIO("eps", F32, ("batch", "channels", "height", "width")),),
+    doc="one denoiser step; the batch holds every candidate and the guidance pair (null condition = zeros)",
+)
+
+VAE_DECODER = GraphIO(
+    name="vae_decoder",
+    component="vae",
+    types=("autoencoder-kl",),
+    inputs=(TensorIO("latent", F32, ("batch", "channels", "height", "width")),),
+    outputs=(TensorIO("mel_image", F32, ("batch", "mel_height", "mel_width")),),
+    doc="scaled latent -> mel image in the spec's layout (channel selection and latent scale inside)",
+)
+
+VOCODER_VOCOS = GraphIO(
+    name="vocoder",
+    component="vocoder",
+    types=("vocos",),
+    inputs=(TensorIO("mel", F32, ("batch", "n_mels", "mel_frames")),),
+    outputs=(
+        TensorIO("log_magnitude", F32, ("batch", "bins", "stft_frames")),
+        TensorIO("phase", F32, ("batch", "bins", "stft_frames")),
+    ),
+    doc="Vocos network only (mel -> log-magnitude and phase); the inverse STFT runs in numpy after it",
+)
+
+FRAME_ENCODER_CAVP = GraphIO(
+    name="frame_encoder",
+    component="frame_encoder",
+    types=("cavp-resnet3d50",),
+    inputs=(TensorIO("frames", U8, ("batch", "frames", "height", "width", "rgb")),),
+    outputs=(TensorIO("video_features", F32, ("batch", "frames", "feature_dim")),),
+    doc="CAVP (Diff-Foley): RGB frames 0..255 -> [0, 1] -> SlowOnly ResNet3d-50 -> Linear 2048->512, L2-normalised "
+        "per frame; ONE clip per call: the runtime feeds chunks of the component's chunk_frames (40)",
+)
+
+VOCODER_HIFIGAN = GraphIO(
+    name="vocoder",
+    component="vocoder",
+    types=("hifigan",),
+    inputs=(TensorIO("mel", F32, ("batch", "n_mels", "mel_frames")),),
+    outputs=(TensorIO("waveform", F32, ("batch", "samples")),),
+    doc="AudioLDM HiFi-GAN: natural-log mel -> waveform (a little longer than mel_frames * hop; the engine trims)",
+)
+
+#: Every graph this engine knows. Several entries may share a `name` if they serve different component types.
+GRAPHS: tuple[GraphIO, ...] = (FRAME_ENCODER, CONDITION, DENOISER, VAE_DECODER, VOCODER_VOCOS, FRAME_ENCODER_CAVP,
+                               VOCODER_HIFIGAN)
+
+
+def graph_for(name: str, component_type: str) -> GraphIO | None:
+    """The graph `name` as exported from a component of type `component_type` (None if there is none)."""
+    for g in GRAPHS:
+        if g.name == name and component_type in g.types:
+            return g
+    return None
+
+
+def graphs_for_components(components: dict[str, str]) -> list[GraphIO]:
+    """The graphs a bundle needs for its components ({component name: type}); parameter-free ones need none."""
+    out = []
+    for g in GRAPHS:
+        ctype = components.get(g.component)
+        if ctype is not None and ctype in g.types:
+            out.append(g)
+    return out
+
+
+#: Component types that need no graph (computed in numpy by the runtime).
+PARAMETER_FREE_TYPES = ("griffin-lim",)
+
+
+def components_without_graphs(components: dict[str, str]) -> list[tuple[str, str]]:
+    """(name, type) of the components ({name: type}) that no graph of `GRAPHS` covers: a bundle holding one cannot
+    run on ONNX Runtime until a `GraphIO` and an exporter for that type are added."""
+    covered = {(g.component, t) for g in GRAPHS for t in g.types}
+    return [(n, t) for n, t in components.items() if t not in PARAMETER_FREE_TYPES and (n, t) not in covered]

@@ -1,0 +1,98 @@
+"""`python -m training.run --config tiny` end to end: the run folder, the bundle (`foley generate` loads it), the
+provenance in its manifest, skipping finished stages, refusing a changed config."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _train_helpers import REPO, base_args, run_cmd, training_env
+
+STAGES = ("vae", "vocoder", "projection", "denoiser", "export", "evaluate")
+
+
+def test_run_folder_layout(tiny_run: Path) -> None:
+    assert (tiny_run / "config.yaml").is_file() and (tiny_run / "train.log").is_file()
+    report = json.loads((tiny_run / "data_report.json").read_text())
+    assert report["clips"] == 8 and report["skipped"] == {}
+    assert {s: report["splits"][s]["clips"] for s in ("train", "val", "test")} == {"train": 4, "val": 2, "test": 2}
+    for stage in STAGES:
+        assert (tiny_run / "stages" / stage / "done.json").is_file(), stage
+    for stage in ("vae", "vocoder", "projection", "denoiser"):
+        sdir = tiny_run / "stages" / stage
+        assert (sdir / "losses.csv").is_file() and (sdir / "losses.png").stat().st_size > 1000, stage
+        assert (sdir / "samples.png").stat().st_size > 1000, stage
+        assert list(sdir.glob("ckpt-*.pt")), stage
+    assert (tiny_run / "stages" / "evaluate" / "samples.png").is_file()
+    metrics = json.loads((tiny_run / "stages" / "evaluate" / "metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["clips"] == 2
+    assert metrics["onset"]["gt"] == ["annotated"]
+    assert metrics["onset"]["real@0.1s"]["acc"] >= 0.8  # the detector finds the synthetic impacts
+    assert 0.0 <= metrics["onset"]["generated@0.1s"]["acc"] <= 1.0
+    assert np.isfinite(metrics["mel"]["vae_mel_l1"]) and metrics["mel"]["griffin_lim_lsd"] > 0
+
+
+def test_bundle_manifest_carries_config_report_and_metrics(tiny_run: Path) -> None:
+    from engine.manifest import load_manifest
+
+    m = load_manifest(tiny_run / "bundle")
+    assert not m.random_weights and m.name == "tiny"
+    assert m.provenance["training_config"]["denoiser"]["overrides"]["depth"] == 3
+    assert "name: tiny" in m.provenance["training_config_yaml"]
+    assert m.provenance["data_report"]["clips"] == 8
+    assert {"vae", "vocoder", "projection", "denoiser", "test"} <= set(m.metrics)
+    assert m.components["vocoder"].type in ("vocos", "griffin-lim")
+    assert m.onnx.get("graphs"), "the ONNX graphs were exported into the bundle"
+    assert m.sampler_defaults["steps"] == 10
+
+
+def test_foley_generate_loads_the_bundle(tiny_run: Path, synthetic_videos: Path, tmp_path: Path) -> None:
+    video = sorted(synthetic_videos.glob("*.mp4"))[0]
+    cmd = [sys.executable, "-m", "engine", "generate", str(video), "--start", "0.5", "--candidates", "2",
+           "--steps", "4", "--bundle", str(tiny_run / "bundle"), "--out", str(tmp_path), "--quiet", "--threads", "1"]
+    proc = subprocess.run(cmd, cwd=REPO, env=training_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    wavs = sorted(tmp_path.glob("*.wav"))
+    assert len(wavs) == 2 and "RANDOM" not in proc.stderr
+
+
+def test_the_torch_backend_generates_from_the_bundle_too(tiny_run: Path, synthetic_videos: Path) -> None:
+    from engine import load_engine
+
+    engine = load_engine(tiny_run / "bundle", backend="torch", threads=1)
+    try:
+        res = engine.generate(sorted(synthetic_videos.glob("*.mp4"))[1], 1.0, candidates=1, steps=3)
+    finally:
+        engine.close()
+    wav = res.candidates[0].audio
+    assert wav.shape == (131_072,) and np.all(np.isfinite(wav)) and np.abs(wav).max() > 0
+
+
+def test_rerun_skips_finished_stages(tiny_run: Path, synthetic_videos: Path, train_root: Path) -> None:
+    before = {p: p.stat().st_mtime for p in (tiny_run / "stages").rglob("*.safetensors")}
+    proc = run_cmd(base_args(synthetic_videos, train_root, "tiny"))
+    assert "bundle:" in proc.stdout
+    log = (tiny_run / "train.log").read_text()
+    for stage in ("vae", "vocoder", "projection", "denoiser", "export", "evaluate"):
+        assert f"stage {stage}: done, skipped" in log
+    assert before == {p: p.stat().st_mtime for p in (tiny_run / "stages").rglob("*.safetensors")}
+
+
+def test_a_changed_config_is_refused_not_silently_reused(tiny_run: Path, synthetic_videos: Path,
+                                                         train_root: Path) -> None:
+    config_before = (tiny_run / "config.yaml").read_text()
+    proc = run_cmd([*base_args(synthetic_videos, train_root, "tiny"), "--set", "vae.kl_weight=1e-5"], check=False)
+    assert proc.returncode == 2
+    assert "stage vae" in proc.stderr and "another config" in proc.stderr
+    assert (tiny_run / "config.yaml").read_text() == config_before
+
+
+@pytest.mark.parametrize("bad, words", [(["--set", "vae.loop.steps=x"], "expected an integer"),
+                                        (["--stages", "vea"], "unknown stage")])
+def test_bad_command_lines_fail_clearly(bad: list[str], words: str, tmp_path: Path) -> None:
+    proc = run_cmd(["--config", "tiny", "--runs-dir", str(tmp_path), *bad], check=False)
+    assert proc.returncode == 2 and words in proc.stderr

@@ -1,0 +1,442 @@
+"""Training configuration: one dataclass tree, loaded from `training/configs/*.yaml` plus dotted `--set` overrides.
+
+A YAML file may name a parent with `inherit: <name>` (another file of `training/configs/`, or a path); its values
+are merged over the parent's, recursively. Every key is checked against the dataclasses (an unknown key or a value
+of the wrong type is an error that names the key), so a typo never trains silently with a default. The resolved
+config is written to the run folder (`config.yaml`) and embedded in the exported bundle's manifest.
+
+Each stage's outputs carry a digest of the parts of the config they depend on (`stage_digest`), so that a rerun with
+a changed config does not silently reuse a stage trained with another one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+STAGES = ("vae", "vocoder", "projection", "denoiser", "export", "evaluate")
+
+
+class ConfigError(ValueError):
+    """A config file or override is malformed; the message names the key."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The tree
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class OptimConfig:
+    """Optimiser and learning-rate schedule of one stage."""
+
+    name: Literal["adan", "adamw"] = "adamw"
+    lr: float = 1e-4
+    betas: list[float] | None = None  # None: the optimiser's defaults (Adan 0.98/0.92/0.99, AdamW 0.9/0.999)
+    weight_decay: float = 0.0
+    eps: float = 1e-8
+    warmup_steps: int = 0  # linear warm-up from 0
+    schedule: Literal["constant", "cosine"] = "constant"  # after warm-up; cosine decays to min_lr_ratio * lr
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 0.0  # global-norm clip; 0 = off
+
+
+@dataclass
+class LoopConfig:
+    """How long a stage trains and how often it logs, validates and checkpoints."""
+
+    steps: int = 1000
+    batch_size: int = 8  # global (all ranks together)
+    log_every: int = 10
+    val_every: int = 250  # 0: only at the end
+    ckpt_every: int = 250
+    keep_ckpts: int = 2
+
+
+@dataclass
+class DataConfig:
+    """Where clips come from and how they are cut, checked, split and cached."""
+
+    inputs: list[str] = field(default_factory=list)  # folders (searched recursively) and/or list files
+    synthetic_clips: int = 0  # > 0 and no inputs: generate this many synthetic clips (training.synthetic)
+    synthetic_sources: int = 0  # distinct "source videos" among them (0: one per clip)
+    synthetic_seconds: float = 10.0
+    cache_dir: str | None = None  # default: <run>/cache
+    extensions: list[str] = field(default_factory=lambda: [
+        ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".ogv", ".flv", ".wmv", ".3gp",
+    ])
+    chunk_seconds: float = 10.0  # long videos are cut into clips of this length (VGGSound clips are 10 s)
+    min_seconds: float | None = None  # shorter clips are skipped; default: the segment length (8.192 s)
+    silence_dbfs: float = -60.0  # clips whose RMS is below this are skipped as silent
+    workers: int = 2  # preprocessing processes (1: in this process)
+    val_fraction: float = 0.1  # used when no splits.json is given; split by source video
+    test_fraction: float = 0.1
+    split_seed: int = 0
+    crop_stride: float = 0.5  # s between the segment crops whose latents are cached (multiple of 1/video_fps)
+    max_clips: int = 0  # 0: all; else the first N clips in path order (smoke runs)
+
+
+@dataclass
+class VAEStageConfig:
+    """Stage 1: the mel VAE (diffusers AutoencoderKL), reconstruction + KL + spectral losses."""
+
+    block_out_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 128])
+    layers_per_block: int = 1
+    norm_num_groups: int = 32
+    crop_frames: int = 128  # mel frames per training crop (the VAE is convolutional; full width at validation)
+    kl_weight: float = 1e-6
+    spectral_weight: float = 0.5  # spectral convergence on linear magnitudes + L1 of time and frequency differences
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adamw", lr=2e-4, warmup_steps=100))
+    val_clips: int = 16
+
+
+@dataclass
+class VocoderStageConfig:
+    """Stage 2: a Vocos-style vocoder (mel -> 16 kHz) with multi-resolution STFT, mel and adversarial losses."""
+
+    dim: int = 192
+    intermediate_dim: int = 576
+    num_layers: int = 6
+    segment_frames: int = 64  # mel frames per training crop (64 x 256 samples = 1.02 s)
+    mel_weight: float = 45.0
+    stft_weight: float = 1.0
+    adv_weight: float = 1.0
+    fm_weight: float = 2.0
+    adv_start: int = 0  # step from which the discriminators train and the adversarial losses count
+    disc_periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])
+    disc_ffts: list[int] = field(default_factory=lambda: [512, 1024, 2048])
+    disc_channels: int = 16
+    use: Literal["auto", "neural", "griffin-lim"] = "auto"  # auto: the neural vocoder only if it beats Griffin-Lim
+    griffin_lim_iters: int = 32
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adamw", lr=5e-4, betas=[0.8, 0.99]))
+    disc_optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adamw", lr=5e-4, betas=[0.8, 0.99]))
+    val_clips: int = 8
+
+
+@dataclass
+class ProjectionStageConfig:
+    """Stage 3: the video projection head, contrastive against the audio (CAVP-style)."""
+
+    temporal_kernel: int = 3  # the projection's temporal conv (its width is the spec's feature_dim, 512)
+    window_frames: int = 16  # 4 s at 4 fps, as CAVP
+    windows_per_video: int = 3  # temporal contrast: windows of one video ...
+    min_shift_frames: int = 8  # ... at least this far apart (2 s)
+    temporal_weight: float = 1.0
+    audio_channels: int = 256  # the training-only audio tower
+    init_logit_scale: float = 14.285714  # 1 / 0.07
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adamw", lr=8e-4, warmup_steps=50,
+                                                                   weight_decay=0.01))
+
+
+@dataclass
+class DenoiserStageConfig:
+    """Stage 4: MDSGen. Loss = unmasked eps-MSE + mask_weight * masked eps-MSE, each plus the learned-variance term."""
+
+    preset: str = "T"
+    overrides: dict[str, Any] = field(default_factory=dict)  # any DenoiserConfig field (depth, hidden_size, ...)
+    mask_ratio: float = 0.3
+    mask_weight: float = 1.0  # lambda
+    vb_weight: float = 1.0  # the learned-variance (VLB) term; 0 drops it
+    min_snr_gamma: float | None = None  # None: plain eps-MSE (MDT v1); 5.0: the shipped gaussian_diffusion.py
+    drop_prob: float = 0.1  # condition drop for classifier-free guidance
+    sample_posterior: bool = True  # draw the latent from the VAE posterior (else its mean)
+    ema_decay: float = 0.9999
+    ema_warmup: bool = True  # decay_t = min(decay, (1 + t) / (10 + t)), so short runs get a useful EMA
+    sample_steps: int = 25  # DPM-Solver steps for the sample PNGs
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adan", lr=5e-4, weight_decay=0.02))
+
+
+@dataclass
+class ExportConfig:
+    name: str = ""  # bundle name; default: the run name
+    description: str = ""
+    onnx: bool = True  # add the ONNX graphs (engine.nn.export.export_onnx)
+    onnx_precisions: list[str] = field(default_factory=lambda: ["fp32", "int8"])
+    sampler_steps: int = 25
+    guidance: float = 5.0
+
+
+@dataclass
+class EvalConfig:
+    max_clips: int = 50
+    candidates: int = 1
+    steps: int = 25
+    guidance: float = 5.0
+    tolerances: list[float] = field(default_factory=lambda: [0.1, 0.3])
+    write_audio: int = 4  # write this many generated WAVs next to the metrics
+    backend: str = "auto"  # the engine backend to generate with (auto: ONNX Runtime when the bundle has graphs)
+    metrics: list[str] = field(default_factory=lambda: ["onset", "mel"])  # + any name in evaluate.METRICS
+
+
+@dataclass
+class RuntimeConfig:
+    seed: int = 0
+    threads: int = 0  # torch intra-op threads; 0: torch's default
+    bf16: bool = False  # bf16 autocast for forward passes (CPU with AVX-512 bf16, or CUDA)
+    device: str = "auto"  # auto | cpu | cuda
+    dist_backend: str = "auto"  # auto: nccl on CUDA, gloo on the CPU
+
+
+@dataclass
+class TrainConfig:
+    """The whole training run."""
+
+    name: str = "run"
+    description: str = ""
+    spec: str = "diff-foley"
+    runs_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    vae: VAEStageConfig = field(default_factory=VAEStageConfig)
+    vocoder: VocoderStageConfig = field(default_factory=VocoderStageConfig)
+    projection: ProjectionStageConfig = field(default_factory=ProjectionStageConfig)
+    denoiser: DenoiserStageConfig = field(default_factory=DenoiserStageConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    evaluate: EvalConfig = field(default_factory=EvalConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Typed construction from plain dicts
+# ---------------------------------------------------------------------------------------------------------------
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp` (converting int -> float and list -> tuple where harmless)."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(f"{key}: None is not allowed (expected {_type_name(tp)})")
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise ConfigError(f"{key}: {value!r} is not one of {list(get_args(tp))}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_tp, *_) = get_args(tp) or (Any,)
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return from_dict(tp, value, prefix=f"{key}.")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported annotation {tp!r}")
+
+
+def from_dict(cls: type, d: dict[str, Any], *, prefix: str = "") -> Any:
+    """Build dataclass `cls` from a (partial) dict; missing keys keep their defaults, unknown keys are errors."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {[prefix + u for u in unknown]}; known: {sorted(names)}")
+    obj = cls()
+    for k, v in d.items():
+        cur = getattr(obj, k)
+        if dataclasses.is_dataclass(cur) and isinstance(v, dict):
+            # a partial mapping merges into the default sub-config
+            merged = _merge(dataclasses.asdict(cur), v)
+            setattr(obj, k, from_dict(type(cur), merged, prefix=f"{prefix}{k}."))
+        else:
+            setattr(obj, k, _coerce(v, hints[k], prefix + k))
+    return obj
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge: `over` wins; nested mappings merge (except free-form ones replaced whole by None)."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# YAML and overrides
+# ---------------------------------------------------------------------------------------------------------------
+def _resolve_path(name: str, relative_to: Path | None = None) -> Path:
+    p = Path(name)
+    candidates = [p] if p.suffix in (".yaml", ".yml") else []
+    if relative_to is not None:
+        candidates.append(relative_to / (name if p.suffix else f"{name}.yaml"))
+    candidates += [CONFIG_DIR / (name if p.suffix else f"{name}.yaml")]
+    for c in candidates:
+        if c.is_file():
+            return c
+    known = sorted(x.stem for x in CONFIG_DIR.glob("*.yaml"))
+    raise ConfigError(f"no config {name!r}: give a YAML path or one of {known}")
+
+
+def load_yaml_tree(name: str, *, _seen: tuple[Path, ...] = (), relative_to: Path | None = None) -> dict[str, Any]:
+    """A config file as a dict, with `inherit:` parents merged underneath."""
+    import yaml
+
+    path = _resolve_path(name, relative_to).resolve()
+    if path in _seen:
+        raise ConfigError(f"config inheritance loops through {path}")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config file must hold a mapping")
+    parent = raw.pop("inherit", None)
+    if parent:
+        return _merge(load_yaml_tree(str(parent), _seen=(*_seen, path), relative_to=path.parent), raw)
+    return raw
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b.c=value` -> (["a", "b", "c"], YAML-parsed value)."""
+    import yaml
+
+    if "=" not in text:
+        raise ConfigError(f"--set expects key=value, got {text!r}")
+    key, _, raw = text.partition("=")
+    keys = [k for k in key.strip().split(".") if k]
+    if not keys:
+        raise ConfigError(f"--set {text!r} names no key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc})") from exc
+    return keys, value
+
+
+def apply_overrides(tree: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted keys in a config dict (type-checked later by `from_dict`)."""
+    tree = json.loads(json.dumps(tree))  # deep copy of plain data
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = tree
+        for k in keys[:-1]:
+            nxt = node.get(k)
+            if nxt is None:
+                nxt = node[k] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"--set {text!r}: {k} is not a section")
+            node = nxt
+        node[keys[-1]] = value
+    return tree
+
+
+def load_config(name: str = "default", overrides: list[str] | None = None) -> TrainConfig:
+    """Load `training/configs/<name>.yaml` (or a path), apply `--set` overrides, type-check, validate."""
+    tree = apply_overrides(load_yaml_tree(name), overrides or [])
+    # overrides of a dataclass-typed default must start from the defaults, so go through the full tree
+    full = _merge(dataclasses.asdict(TrainConfig()), tree)
+    cfg = from_dict(TrainConfig, full)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Cross-field checks that the type checker cannot do."""
+    from engine.spec import SPECS
+
+    if cfg.spec not in SPECS:
+        raise ConfigError(f"spec: {cfg.spec!r} is not one of {sorted(SPECS)}")
+    spec = SPECS[cfg.spec]
+    for stage in ("vae", "vocoder", "projection", "denoiser"):
+        loop: LoopConfig = getattr(cfg, stage).loop
+        if loop.steps < 0 or loop.batch_size < 1 or loop.log_every < 1 or loop.ckpt_every < 1:
+            raise ConfigError(f"{stage}.loop: steps >= 0, batch_size >= 1, log_every >= 1 and ckpt_every >= 1")
+        if loop.keep_ckpts < 1:
+            raise ConfigError(f"{stage}.loop.keep_ckpts must be >= 1")
+    frame = 1.0 / spec.video_fps
+    if cfg.data.crop_stride <= 0 or abs(round(cfg.data.crop_stride / frame) * frame - cfg.data.crop_stride) > 1e-9:
+        raise ConfigError(f"data.crop_stride must be a positive multiple of 1/{spec.video_fps:g} s")
+    if cfg.data.chunk_seconds < spec.duration:
+        raise ConfigError(f"data.chunk_seconds must be at least the segment length {spec.duration:.3f} s")
+    if cfg.vae.crop_frames % 8 or cfg.vae.crop_frames > spec.mel_frames:
+        raise ConfigError(f"vae.crop_frames must be a multiple of 8 and at most {spec.mel_frames}")
+    p = cfg.projection
+    if p.window_frames > spec.num_frames or p.windows_per_video < 1:
+        raise ConfigError(f"projection.window_frames must be <= {spec.num_frames}; windows_per_video >= 1")
+    if not 0 <= cfg.denoiser.drop_prob < 1 or not 0 <= cfg.denoiser.mask_ratio < 1:
+        raise ConfigError("denoiser.drop_prob and denoiser.mask_ratio must be in [0, 1)")
+
+
+def to_yaml(cfg: TrainConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None, width=120)
+
+
+def digest(obj: Any) -> str:
+    """A short stable digest of plain data (dataclasses are turned into dicts)."""
+    if dataclasses.is_dataclass(obj):
+        obj = dataclasses.asdict(obj)
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def stage_digest(cfg: TrainConfig, stage: str) -> str:
+    """What a stage's output depends on: the spec, the data, the seed and its own section (and its inputs')."""
+    data = dataclasses.asdict(cfg.data)
+    for k in ("workers", "cache_dir"):  # how preprocessing runs does not change what it produces
+        data.pop(k)
+    parts: dict[str, Any] = {"spec": cfg.spec, "data": data, "seed": cfg.runtime.seed, "bf16": cfg.runtime.bf16}
+    deps = {"vae": ["vae"], "vocoder": ["vocoder"], "projection": ["projection"],
+            "denoiser": ["vae", "projection", "denoiser"]}
+    for d in deps.get(stage, []):
+        section = dataclasses.asdict(getattr(cfg, d))
+        section["loop"].pop("log_every", None)
+        parts[d] = section
+    return digest(parts)
