@@ -24,7 +24,7 @@ from engine.errors import (
     VideoNotFoundError,
     VideoReadError,
 )
-from engine.manifest import ModelManifest, load_manifest
+from engine.manifest import ModelManifest, atomic_write_text, load_manifest
 from engine.media import FrameBatch, VideoInfo, mux_foley, probe_video, read_audio, read_frames, write_wav
 from engine.pipeline import (
     Candidate,
@@ -66,6 +66,7 @@ __all__ = [
     "VideoInfo",
     "VideoNotFoundError",
     "VideoReadError",
+    "atomic_write_text",
     "default_bundle_dir",
     "load_engine",
     "load_manifest",

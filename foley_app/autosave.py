@@ -23,8 +23,9 @@ from typing import Any
 
 from PySide6.QtCore import QLockFile, QObject, QStandardPaths, QTimer, Signal
 
+from engine import atomic_write_text
 from foley_app.document.document import ProjectDocument
-from foley_app.document.project import Project, load_project, read_project_json, save_project, write_text_atomic
+from foley_app.document.project import Project, load_project, read_project_json, save_project
 from foley_app.jobs import Job, JobRunner
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ class Autosaver(QObject):
 
         def work(report, should_cancel):
             path = save_project(project, audio, folder / SNAPSHOT_NAME, prune=True)
-            write_text_atomic(folder / META_NAME, json.dumps(meta, indent=1))
+            atomic_write_text(folder / META_NAME, json.dumps(meta, indent=1))
             return str(path)
 
         def done(job: Job, path: str) -> None:

@@ -16,7 +16,6 @@ import contextlib
 import copy
 import json
 import os
-import tempfile
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from engine import write_wav
+from engine import atomic_write_text, write_wav
 from foley_app.errors import ProjectFileError
 
 FORMAT = "mdsgen-foley-project"
@@ -210,32 +209,6 @@ def media_dir_for(project_path: Path) -> Path:
     return project_path.with_name(project_path.stem + ".media")
 
 
-def fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temp file beside `path`, fsync, rename over `path` (readers never see half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
 def save_project(project: Project, audio: dict[str, np.ndarray], path: Path, *, prune: bool = True) -> Path:
     """Write the project to `path` (+ its media folder). Audio first, then the JSON, each atomically.
 
@@ -255,7 +228,7 @@ def save_project(project: Project, audio: dict[str, np.ndarray], path: Path, *, 
         if not wav.is_file():
             write_wav(wav, np.asarray(audio[audio_id]), project.sample_rate)
     data = project.to_dict(media.name, base=path.parent)
-    write_text_atomic(path, json.dumps(data, indent=1))
+    atomic_write_text(path, json.dumps(data, indent=1))
     if prune:
         for wav in media.glob("*.wav"):
             if wav.stem not in needed:
