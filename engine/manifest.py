@@ -111,10 +111,10 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     """Make a rename in `directory` durable (best effort: not every platform can open a folder)."""
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)

@@ -42,6 +42,7 @@ from engine.errors import (
     VideoNotFoundError,
     VideoReadError,
 )
+from engine.manifest import fsync_dir
 from engine.spec import SegmentSpec
 
 if TYPE_CHECKING:
@@ -538,16 +539,6 @@ def _check_rate(sample_rate: int) -> int:
     return int(sample_rate)
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in `directory` durable (best effort; not every platform can open a directory)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _temp_beside(target: Path) -> Path:
     """A new empty hidden temp file in the target's directory (so that os.replace is atomic)."""
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
@@ -584,7 +575,7 @@ def write_wav(path: PathLike, audio: np.ndarray, sample_rate: int) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     return target
 
 
@@ -917,5 +908,5 @@ def mux_foley(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
     return out

@@ -80,6 +80,17 @@ def log_spectral_distance(pred: Tensor, target: Tensor,
 # ---------------------------------------------------------------------------------------------------------------
 # Vocoder: discriminators (HiFi-GAN multi-period, Vocos/UnivNet multi-resolution), written from the papers
 # ---------------------------------------------------------------------------------------------------------------
+def _conv_stack(convs: nn.ModuleList, post: nn.Module, h: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """Leaky-ReLU conv stack + output conv: (logits flattened, every layer's features for feature matching)."""
+    feats = []
+    for conv in convs:
+        h = F.leaky_relu(conv(h), 0.1)
+        feats.append(h)
+    h = post(h)
+    feats.append(h)
+    return h.flatten(1), feats
+
+
 class PeriodDiscriminator(nn.Module):
     """Folds the waveform into (T / p, p) and runs 2-D convolutions along time (HiFi-GAN's MPD, narrower)."""
 
@@ -98,13 +109,7 @@ class PeriodDiscriminator(nn.Module):
         if t % self.period:
             x = F.pad(x, (0, self.period - t % self.period), mode="reflect")
         h = x.view(b, 1, -1, self.period)  # (B, 1, T/p, p)
-        feats = []
-        for conv in self.convs:
-            h = F.leaky_relu(conv(h), 0.1)
-            feats.append(h)
-        h = self.post(h)
-        feats.append(h)
-        return h.flatten(1), feats
+        return _conv_stack(self.convs, self.post, h)
 
 
 class SpectrogramDiscriminator(nn.Module):
@@ -125,13 +130,7 @@ class SpectrogramDiscriminator(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         mag = _stft_mag(x, self.n_fft, self.n_fft // 4, self.n_fft)  # (B, F, T)
         h = mag.log()[:, None]  # (B, 1, F, T)
-        feats = []
-        for conv in self.convs:
-            h = F.leaky_relu(conv(h), 0.1)
-            feats.append(h)
-        h = self.post(h)
-        feats.append(h)
-        return h.flatten(1), feats
+        return _conv_stack(self.convs, self.post, h)
 
 
 class Discriminators(nn.Module):
