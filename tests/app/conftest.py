@@ -8,6 +8,7 @@ returns noise at once (or when released), for the tests of job handling where th
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,18 +26,14 @@ def _reinit_portaudio() -> Any:
     return sd
 
 
-@pytest.fixture
-def null_audio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """ALSA's default device is a null sink: audio 'plays' (fast, silent) as on a machine with a sound card."""
-    home = tmp_path_factory.mktemp("nullhome")
-    (home / ".asoundrc").write_text("pcm.!default { type null }\nctl.!default { type hw card 0 }\n")
+@contextlib.contextmanager
+def _alsa_config(home: Path, asoundrc: str) -> Iterator[Any]:
+    """HOME points at a folder whose .asoundrc is `asoundrc`, PortAudio re-reads it; both restored on exit."""
+    (home / ".asoundrc").write_text(asoundrc)
     old = os.environ.get("HOME")
     os.environ["HOME"] = str(home)
-    sd = _reinit_portaudio()
     try:
-        if not any(d["max_output_channels"] > 0 for d in sd.query_devices()):
-            pytest.skip("ALSA's null device is not available here")
-        yield
+        yield _reinit_portaudio()
     finally:
         if old is not None:
             os.environ["HOME"] = old
@@ -44,14 +41,20 @@ def null_audio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 @pytest.fixture
+def null_audio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """ALSA's default device is a null sink: audio 'plays' (fast, silent) as on a machine with a sound card."""
+    rc = "pcm.!default { type null }\nctl.!default { type hw card 0 }\n"
+    with _alsa_config(tmp_path_factory.mktemp("nullhome"), rc) as sd:
+        if not any(d["max_output_channels"] > 0 for d in sd.query_devices()):
+            pytest.skip("ALSA's null device is not available here")
+        yield
+
+
+@pytest.fixture
 def no_audio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """PortAudio finds no output device (as on a server or a VM without sound)."""
-    home = tmp_path_factory.mktemp("noaudiohome")
-    (home / ".asoundrc").write_text("pcm.!default { type hw card 99 }\nctl.!default { type hw card 99 }\n")
-    old = os.environ.get("HOME")
-    os.environ["HOME"] = str(home)
-    sd = _reinit_portaudio()
-    try:
+    rc = "pcm.!default { type hw card 99 }\nctl.!default { type hw card 99 }\n"
+    with _alsa_config(tmp_path_factory.mktemp("noaudiohome"), rc) as sd:
         try:
             sd.query_devices(kind="output")
         except Exception:
@@ -59,10 +62,6 @@ def no_audio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         else:
             pytest.skip("this machine has a working sound card; the no-device path cannot be forced here")
         yield
-    finally:
-        if old is not None:
-            os.environ["HOME"] = old
-        _reinit_portaudio()
 
 
 @pytest.fixture(scope="session")
