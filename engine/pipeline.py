@@ -210,6 +210,42 @@ class FoleyEngine:
             timings["video"], timings["features"] = t1 - t0, time.perf_counter() - t1
         return feats, batch.info, list(batch.warnings)
 
+    def latents_to_mel(self, z: np.ndarray) -> np.ndarray:
+        """Scaled latents (N, C, H, W) -> normalised mels (N, n_mels, frames), float32 (the VAE decoder)."""
+        mel = audio.from_mel_image(self.backend.decode_latents(np.asarray(z, np.float32)), self.spec)
+        if self.spec.mel_kind == "diff-foley":
+            mel = np.clip(mel, 0.0, 1.0)
+        return mel.astype(np.float32)
+
+    def mel_to_audio(
+        self,
+        mel: np.ndarray,
+        seeds: list[int] | None = None,
+        *,
+        should_cancel: Callable[[], bool] | None = None,
+        on_item: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Normalised mels (N, n_mels, frames) -> waveforms (N, num_samples) with the bundle's vocoder.
+
+        Griffin-Lim (a bundle without a neural vocoder) runs one mel at a time, seeded by `seeds[k]`, and calls
+        `on_item(k + 1, N)` after each; `should_cancel` is checked between them.
+        """
+        mel = np.asarray(mel, np.float32)
+        if self.backend.has_neural_vocoder:
+            wavs = self.backend.vocode(mel)
+        else:
+            n_iter = int(self.manifest.components["vocoder"].config.get("n_iter", 32))
+            seeds = list(seeds) if seeds is not None else list(range(len(mel)))
+            out = []
+            for k in range(len(mel)):
+                if should_cancel is not None and should_cancel():
+                    raise Cancelled("generation cancelled")
+                out.append(audio.griffin_lim(mel[k], self.spec, n_iter=n_iter, seed=seeds[k]))
+                if on_item is not None:
+                    on_item(k + 1, len(mel))
+            wavs = np.stack(out)
+        return audio.fit_length(np.asarray(wavs, dtype=np.float32), self.spec.num_samples)
+
     def generate(
         self,
         video: str | Path,
@@ -286,27 +322,17 @@ class FoleyEngine:
         # 4. latent -> mel
         t0 = time.perf_counter()
         report("decode", 0.0, "decoding mel spectrograms")
-        mel = audio.from_mel_image(self.backend.decode_latents(z), self.spec)  # (N, n_mels, frames)
-        if self.spec.mel_kind == "diff-foley":
-            mel = np.clip(mel, 0.0, 1.0)
-        mel = mel.astype(np.float32)
+        mel = self.latents_to_mel(z)  # (N, n_mels, frames)
         timings["decode"] = time.perf_counter() - t0
         check()
 
         # 5. mel -> waveform
         t0 = time.perf_counter()
         report("vocode", 0.0, "making waveforms")
-        if self.backend.has_neural_vocoder:
-            wavs = self.backend.vocode(mel)
-        else:
-            n_iter = int(self.manifest.components["vocoder"].config.get("n_iter", 32))
-            wavs_list = []
-            for k in range(cfg.candidates):
-                check()
-                wavs_list.append(audio.griffin_lim(mel[k], self.spec, n_iter=n_iter, seed=seeds[k]))
-                report("vocode", (k + 1) / cfg.candidates, f"Griffin-Lim {k + 1}/{cfg.candidates}")
-            wavs = np.stack(wavs_list)
-        wavs = audio.fit_length(np.asarray(wavs, dtype=np.float32), self.spec.num_samples)
+        wavs = self.mel_to_audio(
+            mel, seeds, should_cancel=cancel,
+            on_item=lambda k, n: report("vocode", k / n, f"Griffin-Lim {k}/{n}"),
+        )
         timings["vocode"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - t_start
         report("vocode", 1.0, "done")

@@ -31,5 +31,8 @@ pip=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 "${pip[@]}" --upgrade pip
 "${pip[@]}" torch==2.13.0            # first, so nothing below can pull another torch build
 "${pip[@]}" -e '.[dev]'
+# The evaluation's sound-effects embedding (training.sfx_embed). Without its dependencies on purpose: it pins
+# numpy==1.23.0 and librosa==0.9.2, which have no wheels for this Python; it runs with ours.
+"${pip[@]}" --no-deps aisfx==0.1.2
 echo "$want" > "$stamp"
 echo "setup: done ($("$VENV/bin/python" -c 'import torch, onnxruntime; print("torch", torch.__version__, "| onnxruntime", onnxruntime.__version__)'))"

@@ -175,6 +175,9 @@ class EvalConfig:
     write_audio: int = 4  # write this many generated WAVs next to the metrics
     backend: str = "auto"  # the engine backend to generate with (auto: ONNX Runtime when the bundle has graphs)
     metrics: list[str] = field(default_factory=lambda: ["onset", "mel"])  # + any name in evaluate.METRICS
+    # reconstruction: the real mel through the bundle's VAE + vocoder; shuffled: audio generated for another clip
+    controls: list[str] = field(default_factory=lambda: ["reconstruction", "shuffled"])
+    alignment_steps: int = 2500  # training steps of the alignment classifier ("alignment" metric)
 
 
 @dataclass

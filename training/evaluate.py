@@ -1,29 +1,43 @@
-"""Stage 6: evaluate the exported bundle on the test split, through the engine exactly as a user runs it.
+"""Evaluate a bundle on the test split, through the engine exactly as a user runs it (stage 6, and a command).
 
-For each test clip (up to `evaluate.max_clips`), the engine (`engine.load_engine`, backend auto) generates
+    python -m training.evaluate BUNDLE --data DIR [--cache CACHE] [--max-clips 100] [--out OUT]
+
+For each test clip (up to `evaluate.max_clips`) the engine (`engine.load_engine`, backend auto) generates
 `candidates` takes for the segment at the clip's start, from the video file itself; the real audio of that segment
-comes from the feature cache. Every metric is a function registered in `METRICS` that takes the `EvalContext`
-(the items with real and generated audio, ground truth, the run context) and returns a dict of numbers:
+comes from the feature cache. Besides the generated audio, every metric is computed for the controls named in
+`evaluate.controls`, so each number has its ceiling and its floor beside it:
+
+- "real": the real test audio (upper bound: what a perfect generator would score);
+- "reconstruction": the real mel through the bundle's VAE (encode, decode) and vocoder (the decoder's ceiling);
+- "shuffled": audio generated for another test video (clip i + 1), scored against clip i (chance).
+
+Every metric is a function registered in `METRICS` that takes the `EvalContext` and returns a dict of numbers:
 
 - "onset": onset acc / AP / F1 at each tolerance of `evaluate.tolerances` (training.onsets; MMAudio's recipe with
-  our tau), for the generated audio and for the real audio (the detector's ceiling), against the annotated event
-  times of `<video>.json` beside the video (training.synthetic and the real dataset builder write it), else against
-  onsets detected on the real audio (said so in the output: "gt": "detected").
-- "mel": mel L1 of generated vs real segment (a weak similarity number), the VAE's mel reconstruction error and the
-  neural vocoder's lsd against Griffin-Lim's on the test segments.
+  our tau) against the annotated event times of `<video>.json` beside the video (training.synthetic and the real
+  dataset builder write it), else against onsets detected on the real audio (said so: "gt": "detected").
+- "category": 1-NN category accuracy in the AI-SFX embedding (training.sfx_embed): each sound takes the category
+  of its nearest *real* test sound other than its own clip's; a clip's category is its most frequent annotated event
+  category in the segment (also reported: the scene family).
+- "fad": Fréchet distance in the AI-SFX embedding (2.3 s blocks) to the real audio of the validation split.
+- "alignment": share of (video, audio) pairs that a Diff-Foley-style audio-visual alignment classifier, trained on the
+  training split (training.alignment), judges in sync.
+- "mel": mel L1 of generated vs real segment, the VAE's mel reconstruction error and the neural vocoder's lsd
+  against Griffin-Lim's (training runs only: needs the run's trained VAE and vocoder).
 
-Hooks: another metric (e.g. AI-SFX quality, an alignment classifier) is added with
-    @register_metric("alignment")
-    def alignment(ctx: EvalContext) -> dict[str, float]: ...
-and named in `evaluate.metrics`. Results go to `stages/evaluate/metrics.json` and into the bundle manifest's
-`metrics.test`; samples.png shows real vs generated mels, and a few generated WAVs are written beside it.
+Another metric is added with `@register_metric("name")` and named in `evaluate.metrics`. Results go to
+`metrics.json` (in the stage folder, or --out) and into the bundle manifest's `metrics.test` (the stage only);
+samples.png shows real vs generated mels, and a few generated WAVs are written beside it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import math
+import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +54,7 @@ NAME = "evaluate"
 
 MetricFn = Callable[["EvalContext"], dict[str, Any]]
 METRICS: dict[str, MetricFn] = {}
+CONTROLS = ("reconstruction", "shuffled")
 
 
 def register_metric(name: str) -> Callable[[MetricFn], MetricFn]:
@@ -60,6 +75,16 @@ class EvalItem:
     generated: list[np.ndarray]  # candidates, each (num_samples,)
     gt_times: list[float]  # event times within the segment (s)
     gt_source: str  # "annotated" | "detected"
+    category: str | None = None  # the most frequent annotated event category in the segment
+    family: str | None = None  # the scene family of the real dataset ("walk", "impact", ...)
+    controls: dict[str, list[np.ndarray]] = field(default_factory=dict)  # "reconstruction", "shuffled"
+
+    def audio(self, condition: str) -> list[np.ndarray]:
+        if condition == "generated":
+            return self.generated
+        if condition == "real":
+            return [self.real]
+        return self.controls.get(condition, [])
 
 
 @dataclass
@@ -74,6 +99,22 @@ class EvalContext:
     def spec(self):
         return self.run.spec
 
+    @property
+    def conditions(self) -> list[str]:
+        """generated, real, then the controls that were computed."""
+        return ["generated", "real"] + [c for c in CONTROLS if self.items and c in self.items[0].controls]
+
+
+def _read_annotation(video: str | Path) -> dict[str, Any] | list[Any] | None:
+    p = Path(video).with_suffix(".json")
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        log.warning("ground truth %s is not valid JSON; ignored", p)
+        return None
+
 
 def load_ground_truth(video: str | Path) -> list[float] | None:
     """Event times (s from the video start) from `<video>.json`, or None if there is none.
@@ -81,14 +122,7 @@ def load_ground_truth(video: str | Path) -> list[float] | None:
     Accepted: {"event_times": [...]}, {"onsets": [...]}, {"times": [...]}, or {"events": [t, ...] or
     [{"time" | "t" | "onset" | "start": t, ...}, ...]}.
     """
-    p = Path(video).with_suffix(".json")
-    if not p.is_file():
-        return None
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        log.warning("ground truth %s is not valid JSON; ignored", p)
-        return None
+    data = _read_annotation(video)
     if isinstance(data, list):
         data = {"events": data}
     if not isinstance(data, dict):
@@ -111,6 +145,18 @@ def load_ground_truth(video: str | Path) -> list[float] | None:
     return None
 
 
+def load_categories(video: str | Path, start: float, duration: float) -> tuple[str | None, str | None]:
+    """(most frequent event category within [start, start + duration), scene family) from `<video>.json`."""
+    data = _read_annotation(video)
+    if not isinstance(data, dict):
+        return None, None
+    cats = [e.get("category") for e in data.get("events", []) if isinstance(e, dict)
+            and isinstance(e.get("time"), (int, float)) and start <= e["time"] < start + duration
+            and isinstance(e.get("category"), str)]
+    family = data.get("scene", {}).get("family") if isinstance(data.get("scene"), dict) else None
+    return (Counter(cats).most_common(1)[0][0] if cats else None), family
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Metrics
 # ---------------------------------------------------------------------------------------------------------------
@@ -121,10 +167,98 @@ def onset_metrics(ctx: EvalContext) -> dict[str, Any]:
     sr, dur = ctx.spec.sample_rate, ctx.spec.duration
     out: dict[str, Any] = {"gt": sorted({it.gt_source for it in ctx.items})}
     for tau in ctx.run.cfg.evaluate.tolerances:
-        gen = [match_clip(w, sr, it.gt_times, dur, tau) for it in ctx.items for w in it.generated]
-        real = [match_clip(it.real, sr, it.gt_times, dur, tau) for it in ctx.items]
-        out[f"generated@{tau:g}s"] = summarize(gen)
-        out[f"real@{tau:g}s"] = summarize(real)
+        for cond in ctx.conditions:
+            res = [match_clip(w, sr, it.gt_times, dur, tau) for it in ctx.items for w in it.audio(cond)]
+            out[f"{cond}@{tau:g}s"] = summarize(res)
+    return out
+
+
+def _sfx(ctx: EvalContext) -> dict[str, Any]:
+    """AI-SFX embeddings of every condition's audio (computed once, shared by "category" and "fad")."""
+    if "sfx" not in ctx.extra:
+        from training.sfx_embed import SfxEmbedder
+
+        emb = SfxEmbedder()
+        sr = ctx.spec.sample_rate
+        by_cond = {c: [emb.embed(it.audio(c), sr) for it in ctx.items] for c in ctx.conditions}
+        ctx.extra["sfx"] = {"embedder": emb, "by_condition": by_cond}
+    return ctx.extra["sfx"]
+
+
+@register_metric("category")
+def category_metrics(ctx: EvalContext) -> dict[str, Any]:
+    from training.sfx_embed import nearest_label_accuracy
+
+    sfx = _sfx(ctx)["by_condition"]
+    idx = [i for i, it in enumerate(ctx.items) if it.category is not None]
+    if len(idx) < 2:
+        return {"note": "fewer than 2 clips with annotated categories"}
+    refs = np.stack([sfx["real"][i][0].clip for i in idx])
+    cats = [ctx.items[i].category for i in idx]
+    fams = [ctx.items[i].family or "" for i in idx]
+    out: dict[str, Any] = {"clips": len(idx), "categories": len(set(cats)),
+                           "chance": float(max(Counter(cats).values()) / len(cats))}
+    for cond in ctx.conditions:
+        q, qc, qf, ex = [], [], [], []
+        for k, i in enumerate(idx):
+            for e in sfx[cond][i]:
+                q.append(e.clip)
+                qc.append(cats[k])
+                qf.append(fams[k])
+                ex.append(k)
+        if not q:
+            continue
+        qa = np.stack(q)
+        out[cond] = {"category_acc": nearest_label_accuracy(qa, qc, refs, cats, ex),
+                     "family_acc": nearest_label_accuracy(qa, qf, refs, fams, ex)}
+    return out
+
+
+@register_metric("fad")
+def fad_metrics(ctx: EvalContext) -> dict[str, Any]:
+    from training.sfx_embed import frechet_distance
+
+    sfx = _sfx(ctx)
+    ref_clips = ctx.run.split("val")[: ctx.run.cfg.evaluate.max_clips] or ctx.run.split("train")[:100]
+    store = ctx.run.store(ref_clips)
+    n = ctx.spec.num_samples
+    ref = sfx["embedder"].embed([audio.fit_length(store.wav(i), n) for i in range(len(ref_clips))],
+                                ctx.spec.sample_rate)
+    ref_blocks = np.concatenate([e.blocks for e in ref])
+    out: dict[str, Any] = {"reference": f"{ref_clips[0].split if ref_clips else '-'} split real audio",
+                           "reference_clips": len(ref_clips)}
+    for cond in ctx.conditions:
+        blocks = [e.blocks for per in sfx["by_condition"][cond] for e in per]
+        if blocks:
+            out[cond] = frechet_distance(np.concatenate(blocks), ref_blocks)
+    return out
+
+
+@register_metric("alignment")
+def alignment_metrics(ctx: EvalContext) -> dict[str, Any]:
+    from training.alignment import AlignConfig, load_or_train, predict
+
+    cfg = AlignConfig(steps=int(getattr(ctx.run.cfg.evaluate, "alignment_steps", AlignConfig.steps)),
+                      seed=ctx.run.seed)
+    model, info = load_or_train(ctx.run.cache_dir, ctx.run.split("train"), ctx.run.split("val"), ctx.spec, cfg,
+                                progress=ctx.run.progress)
+    store = ctx.run.store([it.clip for it in ctx.items])
+    frames = ctx.spec.num_frames
+    feats = []
+    for i in range(len(ctx.items)):
+        f = store.feats(i).astype(np.float32)[:frames]
+        feats.append(np.pad(f, ((0, frames - len(f)), (0, 0))) if len(f) < frames else f)
+    out: dict[str, Any] = {"classifier": {k: v for k, v in info.items() if k != "config"}}
+    for cond in ctx.conditions:
+        v, m = [], []
+        for i, it in enumerate(ctx.items):
+            for w in it.audio(cond):
+                v.append(feats[i])
+                m.append(audio.wav_to_mel(w, ctx.spec))
+        if not v:
+            continue
+        p = predict(model, np.stack(v), np.stack(m))
+        out[cond] = {"accuracy": float(np.mean(p > 0.5)), "mean_p": float(np.mean(p))}
     return out
 
 
@@ -151,22 +285,43 @@ def mel_metrics(ctx: EvalContext) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The stage
+# Generation and controls
 # ---------------------------------------------------------------------------------------------------------------
-def collect(ctx: RunContext, bundle_dir: Path) -> list[EvalItem]:
-    """Generate for every evaluated test clip through the engine; pair with the real audio and ground truth."""
+def _reconstruct(engine: Any, bundle_dir: Path, reals: np.ndarray) -> np.ndarray:
+    """Real segments through the bundle's VAE (posterior mean) and its vocoder, as the engine decodes."""
+    import torch
+
+    from engine.nn.bundle import load_component
+
+    spec = engine.spec
+    vae = load_component(bundle_dir, engine.manifest, "vae").eval()
+    mels = audio.to_mel_image(np.stack([audio.wav_to_mel(w, spec) for w in reals]), spec)
+    out = []
+    with torch.inference_mode():
+        for k in range(0, len(mels), 8):
+            z = vae.encode(torch.from_numpy(mels[k : k + 8].astype(np.float32))).numpy()
+            out.append(engine.mel_to_audio(engine.latents_to_mel(z), list(range(k, k + len(z)))))
+    return np.concatenate(out)
+
+
+def collect(ctx: RunContext, bundle_dir: Path, *, split: str = "test") -> list[EvalItem]:
+    """Generate for every evaluated clip through the engine; pair with the real audio, ground truth and controls."""
+    from tqdm import tqdm
+
     from engine.pipeline import load_engine
 
     c = ctx.cfg.evaluate
+    controls = list(getattr(c, "controls", []))
     spec = ctx.spec
-    clips = (ctx.split("test") or ctx.split("val") or ctx.split("train"))[: c.max_clips]
-    if not ctx.split("test"):
-        log.warning("the test split is empty: evaluating on %s clips instead", clips[0].split if clips else "no")
+    clips = (ctx.split(split) or ctx.split("val") or ctx.split("train"))[: c.max_clips]
+    if not ctx.split(split):
+        log.warning("the %s split is empty: evaluating on %s clips instead", split,
+                    clips[0].split if clips else "no")
     store = ctx.store(clips)
     engine = load_engine(bundle_dir, backend=c.backend)
     items = []
     try:
-        for i, clip in enumerate(clips):
+        for i, clip in enumerate(tqdm(clips, desc="generate", unit="clip", disable=not ctx.progress, leave=False)):
             res = engine.generate(clip.path, clip.start, candidates=c.candidates, seed=ctx.seed + i, steps=c.steps,
                                   guidance=c.guidance)
             real = audio.fit_length(store.wav(i), spec.num_samples)
@@ -180,10 +335,43 @@ def collect(ctx: RunContext, bundle_dir: Path) -> list[EvalItem]:
                 onsets, _, _ = detect_onsets(real, spec.sample_rate)
                 times = [o / SR for o in onsets]
                 source = "detected"
-            items.append(EvalItem(clip, clip.start, real, [cand.audio for cand in res.candidates], times, source))
+            category, family = load_categories(clip.path, clip.start, spec.duration)
+            items.append(EvalItem(clip, clip.start, real, [cand.audio for cand in res.candidates], times, source,
+                                  category, family))
+        if "shuffled" in controls and len(items) > 1:
+            # audio generated for clip i + 1's video, judged against clip i: what a generator that ignores the
+            # picture would score. Same seeds as the real generation, so only the video differs.
+            for i, it in enumerate(items):
+                j = (i + 1) % len(items)
+                res = engine.generate(items[j].clip.path, items[j].start, candidates=c.candidates, seed=ctx.seed + i,
+                                      steps=c.steps, guidance=c.guidance)
+                it.controls["shuffled"] = [cand.audio for cand in res.candidates]
+        if "reconstruction" in controls and items:
+            rec = _reconstruct(engine, bundle_dir, np.stack([it.real for it in items]))
+            for it, w in zip(items, rec):
+                it.controls["reconstruction"] = [w]
     finally:
         engine.close()
     return items
+
+
+def evaluate_bundle(ctx: RunContext, bundle_dir: Path, out_dir: Path, *, split: str = "test") -> dict[str, Any]:
+    """Generate, compute every metric of `evaluate.metrics`, write metrics.json, samples.png and WAVs to out_dir."""
+    c = ctx.cfg.evaluate
+    for name in c.metrics:
+        if name not in METRICS:
+            raise ValueError(f"evaluate.metrics names {name!r}, which is not registered; known: {sorted(METRICS)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    items = collect(ctx, bundle_dir, split=split)
+    ectx = EvalContext(ctx, bundle_dir, items, out_dir)
+    results: dict[str, Any] = {"clips": len(items), "split": items[0].clip.split if items else None,
+                               "candidates": c.candidates, "steps": c.steps, "guidance": c.guidance,
+                               "backend": c.backend, "conditions": ectx.conditions}
+    for name in c.metrics:
+        log.info("metric %s", name)
+        results[name] = METRICS[name](ectx)
+    write_outputs(ectx, results)
+    return results
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
@@ -192,19 +380,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
         log.info("stage evaluate: done, skipped")
         return rec
     require(ctx, "export")
-    c = ctx.cfg.evaluate
-    sdir = ctx.stage_dir(NAME)
-    sdir.mkdir(parents=True, exist_ok=True)
     bundle_dir = ctx.run_dir / "bundle"
-    items = collect(ctx, bundle_dir)
-    ectx = EvalContext(ctx, bundle_dir, items, sdir)
-    results: dict[str, Any] = {"clips": len(items), "split": items[0].clip.split if items else None,
-                               "candidates": c.candidates, "steps": c.steps, "guidance": c.guidance}
-    for name in c.metrics:
-        if name not in METRICS:
-            raise ValueError(f"evaluate.metrics names {name!r}, which is not registered; known: {sorted(METRICS)}")
-        results[name] = METRICS[name](ectx)
-    write_outputs(ectx, results)
+    results = evaluate_bundle(ctx, bundle_dir, ctx.stage_dir(NAME))
     _add_to_manifest(bundle_dir, results)
     return mark_done(ctx, NAME, {"metrics": _finite(results)})
 
@@ -216,14 +393,40 @@ def write_outputs(ectx: EvalContext, results: dict[str, Any]) -> None:
 
     spec = ectx.spec
     atomic_write_text(ectx.out_dir / "metrics.json", json.dumps(_finite(results), indent=1) + "\n")
-    rows = [(f"{it.clip.rel} @{it.start:g}s",
-             [audio.wav_to_mel(it.real, spec), audio.wav_to_mel(it.generated[0], spec)]) for it in ectx.items[:4]]
+    atomic_write_text(ectx.out_dir / "summary.md", summary_table(results) + "\n")
+    rows = [(f"{it.clip.rel} @{it.start:g}s" + (f" ({it.category})" if it.category else ""),
+             [audio.wav_to_mel(it.real, spec), audio.wav_to_mel(it.generated[0], spec)]
+             + ([audio.wav_to_mel(it.controls["shuffled"][0], spec)] if "shuffled" in it.controls else []))
+            for it in ectx.items[:4]]
     if rows:
-        plot_mels(rows, ectx.out_dir / "samples.png", "test: real | generated (through the engine)",
-                  ["real", "generated"])
+        cols = ["real", "generated"] + (["generated for another video"] if len(rows[0][1]) > 2 else [])
+        plot_mels(rows, ectx.out_dir / "samples.png", "test: real | generated (through the engine)", cols)
     for k, it in enumerate(ectx.items[: ectx.run.cfg.evaluate.write_audio]):
         write_wav(ectx.out_dir / f"test{k}_generated.wav", it.generated[0], spec.sample_rate)
         write_wav(ectx.out_dir / f"test{k}_real.wav", it.real, spec.sample_rate)
+
+
+def summary_table(results: dict[str, Any]) -> str:
+    """One Markdown row per condition with the headline numbers (what docs/results.md shows)."""
+    conds = results.get("conditions", ["generated", "real"])
+    tau = "0.1s"
+    head = ["condition", f"onset acc @{tau}", f"onset AP @{tau}", "category acc", "family acc", "FAD (AI-SFX)",
+            "alignment acc"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def fmt(x: Any, pct: bool = False) -> str:
+        if not isinstance(x, (int, float)) or (isinstance(x, float) and not math.isfinite(x)):
+            return "-"
+        return f"{100 * x:.1f} %" if pct else f"{x:.3f}" if abs(x) < 100 else f"{x:.1f}"
+
+    for cond in conds:
+        on = results.get("onset", {}).get(f"{cond}@0.1s", {})
+        cat = results.get("category", {}).get(cond, {})
+        al = results.get("alignment", {}).get(cond, {})
+        row = [cond, fmt(on.get("acc"), True), fmt(on.get("ap")), fmt(cat.get("category_acc"), True),
+               fmt(cat.get("family_acc"), True), fmt(results.get("fad", {}).get(cond)), fmt(al.get("accuracy"), True)]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
 
 
 def _finite(x: Any) -> Any:
@@ -243,3 +446,106 @@ def _add_to_manifest(bundle_dir: Path, results: dict[str, Any]) -> None:
     m = load_manifest(bundle_dir, verify_files=False)
     m.metrics["test"] = _finite(results)
     write_manifest(bundle_dir, m)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("bundle", help="a bundle folder (with manifest.json)")
+    ap.add_argument("--data", action="append", required=True, metavar="PATH",
+                    help="the data set (a folder with splits.json, e.g. from training.datasets.foley_real); "
+                         "its train split trains the alignment classifier, val is FAD's reference, test is scored")
+    ap.add_argument("--cache", help="feature cache folder (reuse a training run's runs/<name>/cache to skip "
+                                    "preprocessing; default: <out>/cache)")
+    ap.add_argument("--config", default="default", help="training config whose data/evaluate settings apply")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config value (e.g. evaluate.steps=10)")
+    ap.add_argument("--split", default="test", choices=["test", "val", "train"])
+    ap.add_argument("--max-clips", type=int, help="clips to evaluate (evaluate.max_clips)")
+    ap.add_argument("--candidates", type=int, help="takes per clip (evaluate.candidates)")
+    ap.add_argument("--steps", type=int, help="sampler steps (evaluate.steps)")
+    ap.add_argument("--backend", help="engine backend: auto, onnx or torch (evaluate.backend)")
+    ap.add_argument("--metrics", help="comma-separated metric names (evaluate.metrics); known: "
+                                      + ",".join(sorted(METRICS)))
+    ap.add_argument("--controls", help="comma-separated controls (evaluate.controls): reconstruction,shuffled; "
+                                       "'none' for none")
+    ap.add_argument("--out", help="output folder (default: eval/<bundle name>)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    ap.add_argument("--no-progress", action="store_true")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from engine.errors import EngineError
+    from engine.manifest import load_manifest
+    from training.config import ConfigError, load_config
+    from training.data import DataError
+    from training.loop import init_distributed
+    from training.run import prepare_data, setup_logging
+
+    args = parse_args(argv)
+    bundle = Path(args.bundle).expanduser().resolve()
+    try:
+        manifest = load_manifest(bundle)
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out).expanduser() if args.out else Path("eval") / manifest.name
+    overrides = list(args.overrides)
+    overrides.append("data.inputs=" + json.dumps([str(Path(p).expanduser().resolve()) for p in args.data]))
+    overrides.append("data.cache_dir=" + json.dumps(str(Path(args.cache).expanduser() if args.cache
+                                                        else out / "cache")))
+    overrides.append(f"spec={json.dumps(manifest.spec.name)}")
+    for flag, key in (("max_clips", "max_clips"), ("candidates", "candidates"), ("steps", "steps"),
+                      ("backend", "backend")):
+        if getattr(args, flag) is not None:
+            overrides.append(f"evaluate.{key}={json.dumps(getattr(args, flag))}")
+    if args.metrics:
+        overrides.append("evaluate.metrics=" + json.dumps([m.strip() for m in args.metrics.split(",") if m.strip()]))
+    if args.controls:
+        ctl = [] if args.controls == "none" else [c.strip() for c in args.controls.split(",") if c.strip()]
+        overrides.append("evaluate.controls=" + json.dumps(ctl))
+    try:
+        cfg = load_config(args.config, overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    bad = [m for m in cfg.evaluate.metrics if m not in METRICS] + [c for c in cfg.evaluate.controls
+                                                                   if c not in CONTROLS]
+    if bad:
+        print(f"error: unknown metric or control {bad}; metrics: {sorted(METRICS)}, controls: {list(CONTROLS)}",
+              file=sys.stderr)
+        return 2
+    if "mel" in cfg.evaluate.metrics:
+        print("error: the 'mel' metric needs a training run's VAE and vocoder; run it through training.run",
+              file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    handler = setup_logging(None, True)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    ctx = RunContext(cfg=cfg, run_dir=out, dist=init_distributed("cpu"), progress=not args.no_progress)
+    try:
+        prepare_data(cfg, ctx)
+        results = evaluate_bundle(ctx, bundle, out, split=args.split)
+    except (DataError, ConfigError, EngineError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+    results["bundle"] = {"name": manifest.name, "path": str(bundle)}
+    from engine.manifest import atomic_write_text
+
+    atomic_write_text(out / "metrics.json", json.dumps(_finite(results), indent=1) + "\n")
+    print(summary_table(results))
+    print(f"metrics: {out / 'metrics.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

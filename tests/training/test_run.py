@@ -34,6 +34,14 @@ def test_run_folder_layout(tiny_run: Path) -> None:
     assert metrics["onset"]["real@0.1s"]["acc"] >= 0.8  # the detector finds the synthetic impacts
     assert 0.0 <= metrics["onset"]["generated@0.1s"]["acc"] <= 1.0
     assert np.isfinite(metrics["mel"]["vae_mel_l1"]) and metrics["mel"]["griffin_lim_lsd"] > 0
+    conditions = ["generated", "real", "reconstruction", "shuffled"]
+    assert metrics["conditions"] == conditions
+    for cond in conditions:  # every metric for every control
+        assert 0.0 <= metrics["onset"][f"{cond}@0.1s"]["acc"] <= 1.0, cond
+        assert 0.0 <= metrics["alignment"][cond]["accuracy"] <= 1.0, cond
+        assert metrics["fad"][cond] >= 0.0, cond
+    assert metrics["alignment"]["classifier"]["train_clips"] == 4
+    assert "| generated |" in (tiny_run / "stages" / "evaluate" / "summary.md").read_text()
 
 
 def test_bundle_manifest_carries_config_report_and_metrics(tiny_run: Path) -> None:
@@ -96,3 +104,36 @@ def test_a_changed_config_is_refused_not_silently_reused(tiny_run: Path, synthet
 def test_bad_command_lines_fail_clearly(bad: list[str], words: str, tmp_path: Path) -> None:
     proc = run_cmd(["--config", "tiny", "--runs-dir", str(tmp_path), *bad], check=False)
     assert proc.returncode == 2 and words in proc.stderr
+
+
+def test_the_evaluate_command_scores_a_bundle_with_its_controls(tiny_run: Path, synthetic_videos: Path,
+                                                                 train_root: Path, tmp_path: Path) -> None:
+    """`python -m training.evaluate BUNDLE --data DIR`, reusing the run's feature cache (no preprocessing)."""
+    cmd = [sys.executable, "-m", "training.evaluate", str(tiny_run / "bundle"), "--data", str(synthetic_videos),
+           "--config", "tiny", "--cache", str(train_root / "cache"), "--metrics", "onset,fad",
+           "--controls", "shuffled", "--steps", "4", "--out", str(tmp_path / "eval"), "--no-progress",
+           "--threads", "1"]
+    proc = subprocess.run(cmd, cwd=REPO, env=training_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["conditions"] == ["generated", "real", "shuffled"] and metrics["steps"] == 4
+    assert metrics["bundle"]["name"] == "tiny" and metrics["split"] == "test"
+    assert metrics["onset"]["real@0.1s"]["acc"] >= 0.8
+    assert "| shuffled |" in proc.stdout
+    assert not (tmp_path / "eval" / "cache").exists(), "the given cache was used"
+
+
+@pytest.mark.parametrize("extra, words", [(["--metrics", "onset,nope"], "unknown metric"),
+                                          (["--metrics", "mel"], "training.run")])
+def test_the_evaluate_command_refuses_bad_requests(tiny_run: Path, synthetic_videos: Path, tmp_path: Path,
+                                                   extra: list[str], words: str) -> None:
+    cmd = [sys.executable, "-m", "training.evaluate", str(tiny_run / "bundle"), "--data", str(synthetic_videos),
+           "--config", "tiny", "--out", str(tmp_path), *extra]
+    proc = subprocess.run(cmd, cwd=REPO, env=training_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and words in proc.stderr, proc.stderr[-2000:]
+
+
+def test_the_evaluate_command_names_a_missing_bundle(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "training.evaluate", str(tmp_path / "nothing"), "--data", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=REPO, env=training_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "error:" in proc.stderr and "nothing" in proc.stderr
