@@ -98,9 +98,21 @@ def test_pairs_label_aligned_other_and_shifted_audio() -> None:
     pairs = Pairs(store, DIFF_FOLEY)
     assert pairs.max_start == [7] * 6  # 10 s clips: a full 8.192 s window starts at most 1.75 s in
     cfg = AlignConfig(gain_db=0.0)
-    v, m, y = pairs.batch(np.random.default_rng(0), 16, cfg)
+    v, m, y, kind = pairs.batch(np.random.default_rng(0), 16, cfg)
     assert v.shape == (16, 32, 1280) and m.shape == (16, 128, 512)
-    assert y.tolist() == [1.0] * 8 + [0.0] * 8
+    assert y.tolist() == [1.0] * 8 + [0.0] * 8 and kind.tolist() == [0] * 8 + [1] * 4 + [2] * 4
+    def events(k: int) -> tuple[set[int], set[int]]:  # frames with a video spike, frames with a mel burst
+        loud = m[k].mean(0) > 0.5
+        starts = np.flatnonzero(loud & ~np.concatenate([[False], loud[:-1]]))  # first column of each burst
+        per_frame = DIFF_FOLEY.sample_rate / (DIFF_FOLEY.video_fps * DIFF_FOLEY.hop_length)  # 15.625 columns
+        return set(np.flatnonzero(v[k, :, :64].mean(1) > 1.5).tolist()), {round(c / per_frame) for c in starts} - {32}
+
+    for k in range(8):  # aligned pairs: the bursts sit where the spikes are
+        seen, heard = events(k)
+        assert seen and seen == heard, k
+    for k in range(12, 16):  # shifted pairs: they do not
+        seen, heard = events(k)
+        assert seen != heard, k
 
 
 def test_the_alignment_classifier_learns_sync_and_rejects_shifted_audio() -> None:
