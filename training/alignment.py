@@ -195,6 +195,10 @@ def load_or_train(cache_dir: Path, train_clips: list[Clip], val_clips: list[Clip
     from engine.manifest import atomic_write_text
 
     cfg = cfg or AlignConfig()
+    # the cache index lists clips in the order the preprocessing workers finished them: sort, so that the same
+    # clips give the same digest and the same model whatever that order was
+    train_clips = sorted(train_clips, key=lambda c: c.key)
+    val_clips = sorted(val_clips, key=lambda c: c.key)
     if len(train_clips) < 2:
         raise ValueError("the alignment classifier needs at least 2 training clips")
     key = _digest(train_clips, spec, cfg)
@@ -215,3 +219,33 @@ def load_or_train(cache_dir: Path, train_clips: list[Clip], val_clips: list[Clip
     atomic_write_text(meta, json.dumps(info, indent=1) + "\n")
     log.info("alignment classifier: %s", {k: v for k, v in info.items() if k.startswith("val")})
     return model, info
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training.alignment --cache CACHE`: train (or load) the classifier of a feature cache, print its
+    validation scores. The evaluation does the same on first use; this only lets it happen ahead of time."""
+    import argparse
+
+    from engine.spec import SPECS
+    from training.data import load_index
+
+    ap = argparse.ArgumentParser(prog="python -m training.alignment", description=main.__doc__)
+    ap.add_argument("--cache", required=True, help="a feature cache (runs/<name>/cache of a training run)")
+    ap.add_argument("--spec", default="diff-foley", choices=sorted(SPECS))
+    ap.add_argument("--steps", type=int, default=AlignConfig.steps)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    clips = load_index(Path(args.cache).expanduser())
+    _, info = load_or_train(Path(args.cache).expanduser(), [c for c in clips if c.split == "train"],
+                            [c for c in clips if c.split == "val"], SPECS[args.spec],
+                            AlignConfig(steps=args.steps, seed=args.seed))
+    print(json.dumps({k: v for k, v in info.items() if k != "config"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

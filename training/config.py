@@ -144,6 +144,7 @@ class DenoiserStageConfig:
     overrides: dict[str, Any] = field(default_factory=dict)  # any DenoiserConfig field (depth, hidden_size, ...)
     mask_ratio: float = 0.3
     mask_weight: float = 1.0  # lambda
+    mask_kind: str = "tam"  # tam (MDSGen) | fam | sam | none: the paper's masking ablation (training.ablation)
     vb_weight: float = 1.0  # the learned-variance (VLB) term; 0 drops it
     min_snr_gamma: float | None = None  # None: plain eps-MSE (MDT v1); 5.0: the shipped gaussian_diffusion.py
     drop_prob: float = 0.1  # condition drop for classifier-free guidance
@@ -413,6 +414,8 @@ def validate(cfg: TrainConfig) -> None:
     p = cfg.projection
     if p.window_frames > spec.num_frames or p.windows_per_video < 1:
         raise ConfigError(f"projection.window_frames must be <= {spec.num_frames}; windows_per_video >= 1")
+    if cfg.denoiser.mask_kind not in ("tam", "fam", "sam", "none"):
+        raise ConfigError(f"denoiser.mask_kind must be tam, fam, sam or none, got {cfg.denoiser.mask_kind!r}")
     if not 0 <= cfg.denoiser.drop_prob < 1 or not 0 <= cfg.denoiser.mask_ratio < 1:
         raise ConfigError("denoiser.drop_prob and denoiser.mask_ratio must be in [0, 1)")
 
@@ -441,5 +444,7 @@ def stage_digest(cfg: TrainConfig, stage: str) -> str:
     for d in deps.get(stage, []):
         section = dataclasses.asdict(getattr(cfg, d))
         section["loop"].pop("log_every", None)
+        if d == "denoiser" and section.get("mask_kind") == "tam":
+            section.pop("mask_kind")  # added later at its old behaviour: runs trained before it stay valid
         parts[d] = section
     return digest(parts)

@@ -483,11 +483,13 @@ class MDSGen(nn.Module):
         enable_mask: bool = False,
         mask_ratio: float | None = None,
         generator: torch.Generator | None = None,
+        mask_kind: str = "tam",
     ) -> Tensor | tuple[Tensor, Tensor]:
         """Training pass. Returns the output (B, C_out, H, W), and with `enable_mask` also the TAM mask (B, N).
 
         keep: per-sample condition-keep mask (B,) of 0/1; if None it is drawn Bernoulli(1 - drop_prob).
         enable_mask: apply TAM with `mask_ratio` (default: the config's) and run the side interpolator.
+        mask_kind: "tam" (MDSGen), or the ablation's "fam" / "sam" (`token_mask`).
         generator: optional RNG for the keep draw and the TAM draw (on x's device).
         """
         t = self._check_latent(x, t)
@@ -504,10 +506,51 @@ class MDSGen(nn.Module):
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
         if ratio is None:
             raise ValueError("enable_mask needs a mask_ratio (the config has none)")
-        masking = temporal_aware_mask(
-            x.shape[0], self.config.grid, self.config.time_axis, ratio, generator, device=x.device
+        masking = token_mask(
+            mask_kind, x.shape[0], self.config.grid, self.config.time_axis, ratio, generator, device=x.device
         )
         return self._run(x, c, masking), masking[2]
+
+
+MASK_KINDS = ("tam", "fam", "sam")
+
+
+def token_mask(
+    kind: str,
+    batch: int,
+    grid: tuple[int, int],
+    time_axis: TimeAxis,
+    ratio: float,
+    generator: torch.Generator | None = None,
+    *,
+    device: torch.device | str | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The masks of the paper's ablation (Table 5), all keeping the same number of tokens where the grid allows:
+
+    tam  temporal-aware: whole time lines (`temporal_aware_mask`, MDSGen's choice)
+    fam  frequency-aware: whole frequency lines (the other grid axis)
+    sam  spatial/random: single tokens drawn uniformly (MDT's mask)
+
+    Same return convention as `temporal_aware_mask`.
+    """
+    if kind == "tam":
+        return temporal_aware_mask(batch, grid, time_axis, ratio, generator, device=device)
+    if kind == "fam":
+        other: TimeAxis = "col" if time_axis == "row" else "row"
+        return temporal_aware_mask(batch, grid, other, ratio, generator, device=device)
+    if kind != "sam":
+        raise ValueError(f"mask kind must be one of {MASK_KINDS}, got {kind!r}")
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"mask ratio must be in [0, 1), got {ratio}")
+    n = grid[0] * grid[1]
+    n_keep = int(n * (1.0 - ratio))
+    noise = torch.rand(batch, n, generator=generator, device=device)  # (B, N)
+    ids_shuffle = torch.argsort(noise, dim=1)  # (B, N), kept tokens first
+    ids_restore = torch.argsort(ids_shuffle, dim=1)
+    ids_keep = ids_shuffle[:, :n_keep]
+    mask = torch.ones(batch, n, device=noise.device)
+    mask.scatter_(1, ids_keep, 0.0)
+    return ids_keep, ids_restore, mask
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from engine.nn.denoiser import (
     sincos_pos_embed_2d,
     temporal_aware_mask,
     timestep_embedding,
+    token_mask,
 )
 from engine.spec import AUDIOLDM, DIFF_FOLEY, SegmentSpec
 
@@ -316,6 +317,25 @@ def test_tam_time_axis_matters_and_rejects_bad_ratios() -> None:
         temporal_aware_mask(2, (8, 32), "freq", 0.3)  # type: ignore[arg-type]
 
 
+def test_the_ablation_masks_keep_frequency_lines_or_single_tokens() -> None:
+    grid, batch = (8, 32), 4  # Diff-Foley grid: rows are frequency bands, columns are time
+    _, _, fam = token_mask("fam", batch, grid, "col", 0.3, torch.Generator().manual_seed(0))
+    rows = fam.view(batch, 8, 32)
+    assert ((rows == rows[:, :, :1]).all(dim=2)).all()  # whole frequency lines kept or masked
+    assert ((1 - rows[:, :, 0]).sum(1) == 5).all()  # int(8 * 0.7) lines kept
+    ids_keep, ids_restore, sam = token_mask("sam", batch, grid, "col", 0.3, torch.Generator().manual_seed(0))
+    assert ids_keep.shape == (batch, int(256 * 0.7)) and (sam.sum(1) == 256 - int(256 * 0.7)).all()
+    assert (sam.gather(1, ids_keep) == 0).all()
+    cols = sam.view(batch, 8, 32)
+    assert not ((cols == cols[:, :1, :]).all(dim=1)).all()  # not whole time lines
+    values = torch.randn(batch, 256)
+    assert torch.equal(values.gather(1, torch.argsort(ids_restore, 1)).gather(1, ids_restore), values)
+    _, _, tam = token_mask("tam", batch, grid, "col", 0.3, torch.Generator().manual_seed(0))
+    assert torch.equal(tam, temporal_aware_mask(batch, grid, "col", 0.3, torch.Generator().manual_seed(0))[2])
+    with pytest.raises(ValueError, match="mask kind"):
+        token_mask("random", batch, grid, "col", 0.3)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Forward passes on tiny models
 # ---------------------------------------------------------------------------------------------------------------
@@ -390,6 +410,10 @@ def test_masked_training_pass(spec: SegmentSpec) -> None:
     out.square().mean().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.any(), f"no gradient reaches {name}"
+    for kind in ("fam", "sam"):  # the ablation's masks run through the same side interpolator
+        out, mask = model(x, t, v, enable_mask=True, mask_kind=kind, generator=torch.Generator().manual_seed(3))
+        assert out.shape == (2, 2 * spec.latent_channels, spec.latent_height, spec.latent_width)
+        assert torch.isfinite(out).all() and 0 < mask.sum(1).min() < spec.num_tokens
 
     # the unmasked pass does not use the side block nor the mask token
     model.zero_grad(set_to_none=True)

@@ -31,6 +31,7 @@ def test_tiny_inherits_default_and_overrides_are_typed() -> None:
     ("denoiser.optim.name=sgd", "not one of"),
     ("nokey", "key=value"),
     ("spec=nope", "spec"),
+    ("denoiser.mask_kind=random", "mask_kind"),
 ])
 def test_bad_overrides_name_the_key(override: str, words: str) -> None:
     with pytest.raises(ConfigError, match=words):
@@ -45,3 +46,26 @@ def test_stage_digests_depend_on_their_inputs_only() -> None:
     c = load_config("tiny", ["vae.loop.steps=5"])
     assert stage_digest(a, "denoiser") != stage_digest(c, "denoiser")  # the denoiser depends on the VAE
     assert stage_digest(a, "vocoder") == stage_digest(c, "vocoder")
+
+
+def test_the_mask_kind_changes_the_denoiser_digest_but_tam_keeps_older_runs_valid() -> None:
+    import dataclasses
+
+    from training.config import digest
+
+    tam = load_config("tiny")
+    assert tam.denoiser.mask_kind == "tam"
+    kinds = {k: stage_digest(load_config("tiny", [f"denoiser.mask_kind={k}"]), "denoiser")
+             for k in ("fam", "sam", "none")}
+    assert len(set(kinds.values()) | {stage_digest(tam, "denoiser")}) == 4
+    # the digest a run made before the field existed (no mask_kind key at all) is the "tam" digest
+    data = dataclasses.asdict(tam.data)
+    for k in ("workers", "cache_dir"):
+        data.pop(k)
+    parts = {"spec": tam.spec, "data": data, "seed": tam.runtime.seed, "bf16": tam.runtime.bf16}
+    for d in ("vae", "projection", "denoiser"):
+        section = dataclasses.asdict(getattr(tam, d))
+        section["loop"].pop("log_every", None)
+        section.pop("mask_kind", None)
+        parts[d] = section
+    assert digest(parts) == stage_digest(tam, "denoiser")

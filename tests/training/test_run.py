@@ -137,3 +137,23 @@ def test_the_evaluate_command_names_a_missing_bundle(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "training.evaluate", str(tmp_path / "nothing"), "--data", str(tmp_path)]
     proc = subprocess.run(cmd, cwd=REPO, env=training_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "error:" in proc.stderr and "nothing" in proc.stderr
+
+
+def test_the_masking_ablation_trains_each_kind_on_the_base_runs_stages(tiny_run: Path, tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "training.ablation", "--base", str(tiny_run), "--kinds", "none,sam", "--steps", "3",
+           "--batch-size", "2", "--max-clips", "1", "--eval-steps", "2", "--threads", "1", "--no-progress",
+           "--out", str(tmp_path)]
+    proc = subprocess.run(["nice", "-n", "10", *cmd], cwd=REPO, env=training_env(), capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads((tmp_path / "ablation.json").read_text())
+    assert [r["kind"] for r in result["rows"]] == ["none", "sam"]
+    for r in result["rows"]:
+        run = tiny_run.parent / f"tiny-mask-{r['kind']}"
+        assert (run / "stages" / "vae").is_symlink(), "the base run's VAE is reused, not retrained"
+        cfg = (run / "config.yaml").read_text()
+        assert f"mask_kind: {r['kind']}" in cfg
+        assert r["clips"] == 1 and 0.0 <= r["alignment_acc"] <= 1.0 and r["val_eps_mse"] > 0
+    assert "SAM (random tokens)" in (tmp_path / "ablation.md").read_text()
+    losses = (tiny_run.parent / "tiny-mask-none" / "stages" / "denoiser" / "losses.csv").read_text()
+    assert "mse_masked" not in losses and "mse_masked" in (tiny_run / "stages" / "denoiser" / "losses.csv").read_text()

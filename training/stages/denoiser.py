@@ -6,7 +6,8 @@ of every segment crop on a `data.crop_stride` grid of every clip, from the exact
 CAVP is in the paper).
 
 Per step (reference sections 1.7, 1.10; MDT v1's recipe): one timestep t per sample, two independent noises; an
-unmasked pass and a TAM-masked pass (`enable_mask=True`, ratio `mask_ratio`) through the side interpolator; loss =
+unmasked pass and a TAM-masked pass (`enable_mask=True`, ratio `mask_ratio`; `mask_kind` fam/sam/none for the
+paper's ablation) through the side interpolator; loss =
 mean(mse + vb_weight * vb) of the unmasked pass + mask_weight * the same of the masked pass, where mse is the
 eps-MSE (optionally Min-SNR weighted) and vb the learned-variance term (training.diffusion); each pass drops the
 video condition with probability `drop_prob` (y = 0, the null condition of the sampler). Optimiser Adan, EMA of
@@ -169,18 +170,23 @@ def run(ctx: RunContext) -> dict[str, Any]:
         g_mask = torch.Generator(ctx.device).manual_seed(step_seed(ctx.seed, NAME + "-mask", step, d.rank))
         with autocast(ctx.device, ctx.cfg.runtime.bf16):
             out1 = model(x1, t, cond, keep=keep1)
-            out2, _ = model(x2, t, cond, keep=keep2, enable_mask=True, mask_ratio=c.mask_ratio, generator=g_mask)
+            if c.mask_kind != "none":
+                out2, _ = model(x2, t, cond, keep=keep2, enable_mask=True, mask_ratio=c.mask_ratio,
+                                generator=g_mask, mask_kind=c.mask_kind)
         l1 = diffusion.training_losses(out1, x0, x1, t, noise1.to(ctx.device), learn_sigma=learn_sigma,
                                        min_snr_gamma=c.min_snr_gamma)
-        l2 = diffusion.training_losses(out2, x0, x2, t, noise2.to(ctx.device), learn_sigma=learn_sigma,
-                                       min_snr_gamma=c.min_snr_gamma)
         unmasked = (l1["mse"] + c.vb_weight * l1["vb"]).mean()
-        masked = (l2["mse"] + c.vb_weight * l2["vb"]).mean()
-        loss = unmasked + c.mask_weight * masked
+        logs = {"mse": float(l1["mse"].detach().mean()), "vb": float(l1["vb"].detach().mean())}
+        if c.mask_kind == "none":  # the ablation's "no mask": the plain DiT loss
+            loss = unmasked
+        else:
+            l2 = diffusion.training_losses(out2, x0, x2, t, noise2.to(ctx.device), learn_sigma=learn_sigma,
+                                           min_snr_gamma=c.min_snr_gamma)
+            masked = (l2["mse"] + c.vb_weight * l2["vb"]).mean()
+            loss = unmasked + c.mask_weight * masked
+            logs.update(mse_masked=float(l2["mse"].detach().mean()), vb_masked=float(l2["vb"].detach().mean()))
         gnorm = trainer.backward(loss, "denoiser", params, step)
-        return {"loss": float(loss.detach()), "mse": float(l1["mse"].detach().mean()),
-                "vb": float(l1["vb"].detach().mean()), "mse_masked": float(l2["mse"].detach().mean()),
-                "vb_masked": float(l2["vb"].detach().mean()), "grad_norm": gnorm}
+        return {"loss": float(loss.detach()), **logs, "grad_norm": gnorm}
 
     vrows = np.arange(min(len(val), 32))
     vg = torch.Generator().manual_seed(ctx.seed + 12345)
