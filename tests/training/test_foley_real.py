@@ -434,3 +434,39 @@ def test_onset_ignores_a_noisy_head():
     assert sources.onset_index(clean, sr) == 800  # the plain -40 dB rule: 0.02 is above 1 % of the peak
     noisy = clean + (0.01 * rng.standard_normal(clean.size)).astype(np.float32)  # room tone at -40 dBFS
     assert 800 <= sources.onset_index(noisy, sr) <= 830  # not sample 0: the step starts after the room tone
+
+
+def test_ship_writes_the_bundle_card_attribution_and_silent_demo_clips(built, tmp_path):
+    """training.ship on a (random-weight) bundle and this data set: everything a shipped model must carry."""
+    import av
+
+    from engine.manifest import load_manifest
+    from engine.nn.bundle import random_bundle
+    from engine.spec import DIFF_FOLEY
+    from training import ship
+
+    run = tmp_path / "run"
+    random_bundle(run / "bundle", spec=DIFF_FOLEY, preset="T", vocoder="griffin-lim")
+    (run / "timings.json").write_text(json.dumps({"vae": 10.0, "denoiser": 20.0}))
+    ev = tmp_path / "eval"
+    ev.mkdir()
+    (ev / "metrics.json").write_text(json.dumps({"clips": 3, "candidates": 1, "steps": 25, "backend": "onnx",
+                                                 "alignment": {"classifier": {"val_accuracy": 0.9}}}))
+    (ev / "summary.md").write_text("| condition | onset acc @0.1s |\n|---|---|\n| generated | 50.0 % |")
+    out, demo = tmp_path / "models" / "default", tmp_path / "demo"
+    args = [str(run), "--eval", str(ev), "--data", str(built["a"]), "--out", str(out), "--demo-out", str(demo),
+            "--demo-clips", "2"]
+    assert ship.main([*args, "--max-mb", "1"]) == 2 and not out.exists()  # over budget: refused, nothing written
+    assert ship.main(args) == 0
+    m = load_manifest(out)
+    assert m.metrics["test"]["clips"] == 3
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "CC BY-SA 3.0" in card and "| generated | 50.0 % |" in card and "90.0 %" in card
+    assert (out / "attribution.csv").read_text() == (built["a"] / "attribution.csv").read_text()
+    clips = json.loads((demo / "test_clips.json").read_text())
+    assert 1 <= len(clips) <= 2 and len({c["family"] for c in clips}) == len(clips)
+    for c in clips:
+        assert c["source"].startswith("a/test/") and c["events"]
+        with av.open(str(demo / c["file"])) as f:
+            assert len(f.streams.video) == 1 and len(f.streams.audio) == 0 and f.duration > 3e6  # 4 s clips
+    assert ship.main(args) == 0 and not out.with_name("default.old").exists()  # re-shipping swaps cleanly

