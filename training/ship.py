@@ -44,6 +44,88 @@ def strip_audio(src: Path, dst: Path) -> None:
     tmp.replace(dst)
 
 
+FP16_MIN_ELEMENTS = 256  # smaller tensors (norms, biases, embeddings of a few values) stay fp32
+
+
+def compact(bundle: Path) -> dict[str, Any]:
+    """Store the weights at half size without changing what is computed: every float32 tensor of at least
+    FP16_MIN_ELEMENTS values is rounded to float16 once, in the safetensors (the torch backend loads them into its
+    fp32 modules) and in the fp32 ONNX graphs (a float16 initializer followed by a Cast to float32, which ONNX
+    Runtime folds at session start). Compute stays fp32 on both backends; the int8 denoiser variant is left as it
+    is. Returns sizes before and after.
+
+    Why by hand: onnxconverter-common's float16 conversion also moves the compute to float16, which is slow on a
+    CPU and not what we want.
+    """
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from safetensors.torch import load_file, save_file
+
+    from engine.manifest import sha256_file
+
+    before = folder_mb(bundle)
+    m = load_manifest(bundle)
+    for comp in m.components.values():
+        if not comp.file or not comp.file.endswith(".safetensors"):
+            continue
+        path = bundle / comp.file
+        state = load_file(str(path))
+        half = {k: (v.half() if v.dtype.is_floating_point and v.numel() >= FP16_MIN_ELEMENTS else v).contiguous()
+                for k, v in state.items()}
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(half, str(tmp))
+        tmp.replace(path)
+        comp.sha256 = sha256_file(path)
+    for graph in m.onnx.get("graphs", {}).values():
+        path = bundle / graph["file"]
+        model = onnx.load(str(path))
+        casts = []
+        for init in model.graph.initializer:
+            if init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) < FP16_MIN_ELEMENTS:
+                continue
+            arr = numpy_helper.to_array(init).astype(np.float16)
+            name = init.name
+            init.CopyFrom(numpy_helper.from_array(arr, name=f"{name}__fp16"))
+            casts.append(helper.make_node("Cast", [f"{name}__fp16"], [name], to=TensorProto.FLOAT,
+                                          name=f"{name}__to_fp32"))
+        for node in reversed(casts):
+            model.graph.node.insert(0, node)
+        tmp = path.with_name(path.name + ".tmp")
+        onnx.save(model, str(tmp))
+        tmp.replace(path)
+        graph["sha256"] = sha256_file(path)
+        graph["weights_storage"] = "float16 initializers, cast to float32 at load"
+    m.provenance["weights_storage"] = (f"float32 tensors of >= {FP16_MIN_ELEMENTS} values stored as float16 "
+                                       "(rounded once, by training.ship); compute is float32")
+    write_manifest(bundle, m)
+    return {"mb_before": before, "mb_after": folder_mb(bundle)}
+
+
+def rounding_check(original: Path, compacted: Path, video: Path) -> dict[str, float]:
+    """What fp16 storage changes: the same generation (1 take, 10 steps, seed 0) from the original bundle and the
+    compacted one on each backend, compared as mel (0..1 scale) max/mean abs difference."""
+    import numpy as np
+
+    from engine.pipeline import load_engine
+
+    def mel(bundle: Path, backend: str) -> np.ndarray:
+        opts = {"precision": "fp32"} if backend == "onnx" else None
+        eng = load_engine(bundle, backend=backend, backend_options=opts)
+        try:
+            return eng.generate(video, 0.0, candidates=1, seed=0, steps=10).candidates[0].mel
+        finally:
+            eng.close()
+
+    out: dict[str, float] = {}
+    backends = ["torch"] + (["onnx"] if load_manifest(original).onnx.get("graphs") else [])
+    for b in backends:
+        d = np.abs(mel(original, b) - mel(compacted, b))
+        out[f"{b}_mel_max_abs_diff"] = float(d.max())
+        out[f"{b}_mel_mean_abs_diff"] = float(d.mean())
+    return out
+
+
 def pick_demo_clips(data: Path, n: int) -> list[Path]:
     """n test clips of distinct scene families (walk, impact, work, animals), in split order."""
     splits = json.loads((data / "splits.json").read_text(encoding="utf-8"))
@@ -179,7 +261,8 @@ def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.ship", description=__doc__.split("\n\n")[0])
     ap.add_argument("run", help="a finished training run folder (with bundle/)")
-    ap.add_argument("--eval", required=True, help="the output folder of `python -m training.evaluate`")
+    ap.add_argument("--eval", help="the output folder of `python -m training.evaluate` run on the shipped bundle "
+                    "(compaction is deterministic: ship, evaluate what was shipped, ship again with --eval)")
     ap.add_argument("--data", required=True, help="the data set the run was trained on (attribution.csv)")
     ap.add_argument("--out", default=str(REPO / "resources" / "models" / "default"))
     ap.add_argument("--demo-clips", type=int, default=3)
@@ -187,29 +270,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-mb", type=float, default=100.0)
     args = ap.parse_args(argv)
     run, data, out = Path(args.run).expanduser(), Path(args.data).expanduser(), Path(args.out)
-    ev = Path(args.eval).expanduser()
-    for p, what in ((run / "bundle" / "manifest.json", "a bundle"), (ev / "metrics.json", "metrics.json"),
-                    (data / "attribution.csv", "attribution.csv")):
-        if not p.is_file():
+    ev = Path(args.eval).expanduser() if args.eval else None
+    for p, what in ((run / "bundle" / "manifest.json", "a bundle"), (data / "attribution.csv", "attribution.csv"),
+                    (ev / "metrics.json" if ev else None, "the evaluation's metrics.json")):
+        if p is not None and not p.is_file():
             print(f"error: {p} not found ({what} is needed)", file=sys.stderr)
             return 2
-    size = folder_mb(run / "bundle")
-    if size > args.max_mb:
-        print(f"error: the bundle is {size:.1f} MB, over the {args.max_mb:g} MB budget", file=sys.stderr)
-        return 2
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(run / "bundle", tmp)
-    metrics = json.loads((ev / "metrics.json").read_text(encoding="utf-8"))
+    sizes = compact(tmp)
+    if sizes["mb_after"] > args.max_mb:
+        shutil.rmtree(tmp, ignore_errors=True)
+        print(f"error: the bundle is {sizes['mb_after']:.1f} MB (fp16-stored), over the {args.max_mb:g} MB budget",
+              file=sys.stderr)
+        return 2
+    demo_videos = pick_demo_clips(data, args.demo_clips)
+    check = rounding_check(run / "bundle", tmp, demo_videos[0]) if demo_videos else {}
+    metrics = json.loads((ev / "metrics.json").read_text(encoding="utf-8")) if ev else {}
     m = load_manifest(tmp)
-    m.metrics["test"] = metrics
+    if metrics:
+        m.metrics["test"] = metrics
+    m.provenance["fp16_storage_check"] = check
     write_manifest(tmp, m)
     shutil.copy2(data / "attribution.csv", tmp / "attribution.csv")
     if (data / "ATTRIBUTION.md").is_file():
         shutil.copy2(data / "ATTRIBUTION.md", tmp / "DATA_ATTRIBUTION.md")
     demo = []
     demo_dir = Path(args.demo_out)
-    for k, video in enumerate(pick_demo_clips(data, args.demo_clips)):
+    for k, video in enumerate(demo_videos):
         ann = json.loads(video.with_suffix(".json").read_text(encoding="utf-8"))
         name = f"test_{ann.get('scene', {}).get('family', k)}_{video.stem}.mp4"
         strip_audio(video, demo_dir / name)
@@ -219,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
                      "events": [{"time": e["time"], "category": e["category"]} for e in ann.get("events", [])]})
     if demo:
         atomic_write_text(demo_dir / "test_clips.json", json.dumps(demo, indent=1) + "\n")
-    summary = (ev / "summary.md").read_text(encoding="utf-8").strip() if (ev / "summary.md").is_file() else ""
+    summary = (ev / "summary.md").read_text(encoding="utf-8").strip() if ev and (ev / "summary.md").is_file() \
+        else "(not evaluated yet: run `python -m training.evaluate` on this bundle, then ship again with --eval)"
     data_manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
     atomic_write_text(tmp / "MODEL_CARD.md", model_card(m, run, metrics, data_manifest, summary, demo) + "\n")
     load_manifest(tmp)  # the copy is a valid bundle (hashes checked)
@@ -229,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         out.rename(old)
     tmp.rename(out)
     shutil.rmtree(old, ignore_errors=True)
-    print(f"shipped {out} ({folder_mb(out):.1f} MB); demo clips: {[d['file'] for d in demo]}")
+    print(f"shipped {out} ({folder_mb(out):.1f} MB, {sizes['mb_before']:.1f} MB before fp16 storage); "
+          f"demo clips: {[d['file'] for d in demo]}; fp16 storage check: {check}")
     return 0
 
 

@@ -460,6 +460,12 @@ def test_ship_writes_the_bundle_card_attribution_and_silent_demo_clips(built, tm
     assert ship.main(args) == 0
     m = load_manifest(out)
     assert m.metrics["test"]["clips"] == 3
+    # fp16 storage: about half the bytes, and the same model (the torch backend's output barely moves)
+    before = sum(p.stat().st_size for p in (run / "bundle").glob("*.safetensors"))
+    after = sum(p.stat().st_size for p in out.glob("*.safetensors"))
+    assert 0.45 < after / before < 0.6
+    check = m.provenance["fp16_storage_check"]
+    assert 0 < check["torch_mel_mean_abs_diff"] < 0.01, check
     card = (out / "MODEL_CARD.md").read_text()
     assert "CC BY-SA 3.0" in card and "| generated | 50.0 % |" in card and "90.0 %" in card
     assert (out / "attribution.csv").read_text() == (built["a"] / "attribution.csv").read_text()
