@@ -459,6 +459,13 @@ def run_all(opts: argparse.Namespace) -> dict[str, Any]:
         row = run_worker("generate", {"dir": str(bdir), "backend": "onnx", "precision": "int8", "candidates": 4,
                                       "steps": steps, "repeats": opts.repeats})
         res["steps"].append({"steps": steps, **row})
+    if opts.bundle:  # the shipped default model itself (trained weights, its own VAE and vocoder sizes)
+        res["shipped"] = {"dir": str(opts.bundle), "rows": []}
+        for precision, n, steps in (("int8", 4, opts.steps), ("int8", 1, opts.steps), ("fp32", 4, opts.steps),
+                                    ("int8", 4, 10), ("int8", 4, 15)):
+            row = run_worker("generate", {"dir": str(opts.bundle), "backend": "onnx", "precision": precision,
+                                          "candidates": n, "steps": steps, "repeats": opts.repeats})
+            res["shipped"]["rows"].append({"precision": precision, "candidates": n, "steps": steps, **row})
     res["stages"] = run_worker("stages", {"dir": str(work / "stages"), "candidates": 4, "repeats": opts.repeats})
     if not opts.no_peer:
         res["peer"] = run_worker("peer", {"candidates": 4, "steps": opts.peer_steps})
@@ -482,6 +489,8 @@ def _command(o: dict[str, Any]) -> str:
     parts += ["--presets", *o["presets"], "--steps", str(o["steps"]), "--repeats", str(o["repeats"])]
     if o.get("torch_presets") is not None and list(o["torch_presets"]) != list(o["presets"]):
         parts += ["--torch-presets", *o["torch_presets"]]
+    if o.get("bundle") and Path(o["bundle"]).resolve() != (ROOT / "resources" / "models" / "default").resolve():
+        parts += ["--bundle", str(o["bundle"])]
     if o.get("no_peer"):
         parts.append("--no-peer")
     else:
@@ -512,7 +521,7 @@ def report(res: dict[str, Any]) -> str:
         f"Python {mach['python']}. Load average (1 min) {res['load_before'][0]:.2f} before, "
         f"{res['load_after'][0]:.2f} after (the machine is shared; figures are the best of "
         f"{res['options']['repeats']} runs after a warm-up, one run when a run takes over 15 s). RANDOM weights, "
-        "production shapes.",
+        "production shapes, except the shipped default model's rows (its trained weights).",
         "",
         "### Targets",
         "",
@@ -528,10 +537,15 @@ def report(res: dict[str, Any]) -> str:
         return None
 
     default = find(DEFAULT_PRESET, "onnx", "int8", 4)
+    shipped = [r for r in res.get("shipped", {}).get("rows", [])
+               if (r["precision"], r["candidates"], r["steps"]) == ("int8", 4, steps)]
+    what = "the shipped default model" if shipped else f"preset {DEFAULT_PRESET} (random weights)"
+    if shipped:
+        default = {**shipped[0], "preset": DEFAULT_PRESET, "backend": "onnx"}
     opt_t = res.get("denoiser_options", {}).get(DEFAULT_PRESET)
     if default:
         total = default["timings"]["total"]
-        L.append(f"| 4 candidates x 8.2 s end to end, preset {DEFAULT_PRESET}, ONNX int8, {steps} steps | "
+        L.append(f"| 4 candidates x 8.2 s end to end, {what}, ONNX int8, {steps} steps | "
                  f"{total:.2f} s | <= {TARGETS['total_s']} s | {'yes' if total <= TARGETS['total_s'] else 'no'} |")
         if opt_t:
             engine_row = min((r for r in opt_t["rows"] if r["runtime"] == "onnxruntime" and r["precision"] == "int8"
@@ -562,6 +576,15 @@ def report(res: dict[str, Any]) -> str:
                  f"{t['features']:.2f} | {t['denoise']:.2f} | {t['decode']:.2f} | {t['vocode']:.2f} | "
                  f"**{t['total']:.2f}** | {1000 * t['denoise'] / r['steps']:.0f} ms | {r['load_s']:.1f} | "
                  f"{r['peak_rss'] / 1e9:.2f} GB |")
+    if res.get("shipped"):
+        L += ["", "### The shipped default model (resources/models/default, trained weights, ONNX Runtime)", "",
+              "| denoiser precision | cand. | steps | video decode | frame features | denoise | VAE | vocoder | "
+              "total | load | peak memory |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in res["shipped"]["rows"]:
+            t = r["timings"]
+            L.append(f"| {r['precision']} | {r['candidates']} | {r['steps']} | {t['video']:.2f} | "
+                     f"{t['features']:.2f} | {t['denoise']:.2f} | {t['decode']:.2f} | {t['vocode']:.2f} | "
+                     f"**{t['total']:.2f}** | {r['load_s']:.1f} | {r['peak_rss'] / 1e9:.2f} GB |")
     if "arena_on" in res and default:
         a, t = res["arena_on"], default["timings"]
         L += ["", f"onnxruntime's CPU memory arena (its default) on the same run as the T/onnx/int8/4 row: total "
@@ -638,6 +661,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--torch-presets", nargs="*", default=None, choices=["T", "S", "B"],
                    help="presets that also get the torch rows (default: all measured presets)")
     p.add_argument("--no-peer", action="store_true", help="skip the peer U-Net")
+    p.add_argument("--bundle", default=None, help="a trained bundle to time as 'the default model' (default: the "
+                                                  "shipped resources/models/default when present)")
+    p.add_argument("--no-bundle", action="store_true", help="do not time the shipped default model")
     p.add_argument("--work", default=None, help="folder for the bundles (reused when present)")
     p.add_argument("--doc", default=None, help=f"markdown file to update (default {DOC.relative_to(ROOT)}; "
                                                "--quick writes none unless given)")
@@ -654,6 +680,11 @@ def main(argv: list[str] | None = None) -> int:
     opts.torch_presets = opts.presets if opts.torch_presets is None else opts.torch_presets
     opts.repeats = opts.repeats or (1 if opts.quick else 2)
     opts.peer_steps = opts.peer_steps or (1 if opts.quick else 2)
+    shipped = ROOT / "resources" / "models" / "default"
+    if opts.no_bundle:
+        opts.bundle = None
+    elif opts.bundle is None and (shipped / "manifest.json").is_file():
+        opts.bundle = str(shipped)
     res = json.loads(Path(opts.report_only).read_text()) if opts.report_only else run_all(opts)
     block = report(res)
     print(block)
