@@ -178,7 +178,7 @@ class EvalConfig:
     metrics: list[str] = field(default_factory=lambda: ["onset", "mel"])  # + any name in evaluate.METRICS
     # reconstruction: the real mel through the bundle's VAE + vocoder; shuffled: audio generated for another clip
     controls: list[str] = field(default_factory=lambda: ["reconstruction", "shuffled"])
-    alignment_steps: int = 2500  # training steps of the alignment classifier ("alignment" metric)
+    alignment_steps: int = 1500  # training steps of the alignment classifier ("alignment" metric)
 
 
 @dataclass

@@ -248,6 +248,7 @@ def alignment_metrics(ctx: EvalContext) -> dict[str, Any]:
     for i in range(len(ctx.items)):
         f = store.feats(i).astype(np.float32)[:frames]
         feats.append(np.pad(f, ((0, frames - len(f)), (0, 0))) if len(f) < frames else f)
+    threshold = float(info.get("threshold", 0.5))  # calibrated on the validation split
     out: dict[str, Any] = {"classifier": {k: v for k, v in info.items() if k != "config"}}
     for cond in ctx.conditions:
         v, m = [], []
@@ -258,7 +259,7 @@ def alignment_metrics(ctx: EvalContext) -> dict[str, Any]:
         if not v:
             continue
         p = predict(model, np.stack(v), np.stack(m))
-        out[cond] = {"accuracy": float(np.mean(p > 0.5)), "mean_p": float(np.mean(p))}
+        out[cond] = {"accuracy": float(np.mean(p > threshold)), "mean_p": float(np.mean(p))}
     return out
 
 
