@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from training.alignment import AlignConfig
 from training.config import ConfigError, load_config
 
 log = logging.getLogger("training.ablation")
@@ -59,6 +60,7 @@ def kind_config(base: Path, kind: str, args: argparse.Namespace):
         "evaluate.metrics=[onset, category, fad, alignment]",
         "evaluate.controls=[]",
         "evaluate.write_audio=0",
+        f"evaluate.alignment_steps={AlignConfig.steps}",  # the evaluation's classifier (cached with the features)
     ]
     if args.threads > 0:
         overrides.append(f"runtime.threads={args.threads}")

@@ -10,11 +10,14 @@ trained the same way on the *training* split of the feature cache, and is indepe
     sync   the 32 x 32 cosine similarities of video frame t and audio frame s -> 2 x Conv2d 3x3 -> mean on the
            diagonal band (|t - s| <= 1), mean off it, their difference, and the clip-level similarity -> MLP -> logit
 
-Batches are half aligned pairs (video crop and audio crop at the same time, crop start 0-2 s into the clip), a
-quarter other-clip audio at the same time, a quarter the same clip's audio shifted by at least `min_shift_frames`
-(1 s). Audio gets a random gain of +-10 dB (mel offset) so level alone tells nothing. The model is cached next to the
-feature cache (`<cache>/alignment/<digest>.safetensors` + `.json` with its validation accuracy on the val split, with
-negatives drawn the same way from a fixed seed) and rebuilt only when its inputs change.
+Training (on the cache's training split): each step takes `batch_size` clips, a video crop (start 0-1.75 s into
+the clip), its aligned audio and the same clip's audio shifted by at least `min_shift_frames` (1 s); the head is
+trained with weighted BCE on aligned (1) vs the next clip's audio and the shifted audio (0), and the embeddings also
+with CAVP-style InfoNCE (which audio belongs to which video across the batch; which audio frame to which video frame
+within a clip). Audio gets a random gain of +-10 dB (mel offset) so level alone tells nothing. The decision
+threshold is calibrated on the validation split (balanced accuracy over aligned / other-clip / shifted pairs drawn
+from a fixed seed). The model is cached next to the feature cache (`<cache>/alignment/<digest>.safetensors` + `.json`
+with its validation scores) and rebuilt only when its inputs change.
 """
 
 from __future__ import annotations

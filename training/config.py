@@ -175,6 +175,7 @@ class EvalConfig:
     tolerances: list[float] = field(default_factory=lambda: [0.1, 0.3])
     write_audio: int = 4  # write this many generated WAVs next to the metrics
     backend: str = "auto"  # the engine backend to generate with (auto: ONNX Runtime when the bundle has graphs)
+    precision: str = "auto"  # the ONNX denoiser graph: auto (the bundle's runtime default), fp32 or int8
     metrics: list[str] = field(default_factory=lambda: ["onset", "mel"])  # + any name in evaluate.METRICS
     # reconstruction: the real mel through the bundle's VAE + vocoder; shuffled: audio generated for another clip
     controls: list[str] = field(default_factory=lambda: ["reconstruction", "shuffled"])

@@ -319,7 +319,9 @@ def collect(ctx: RunContext, bundle_dir: Path, *, split: str = "test") -> list[E
         log.warning("the %s split is empty: evaluating on %s clips instead", split,
                     clips[0].split if clips else "no")
     store = ctx.store(clips)
-    engine = load_engine(bundle_dir, backend=c.backend)
+    precision = getattr(c, "precision", "auto")
+    engine = load_engine(bundle_dir, backend=c.backend,
+                         backend_options={"precision": precision} if precision != "auto" else None)
     items = []
     try:
         for i, clip in enumerate(tqdm(clips, desc="generate", unit="clip", disable=not ctx.progress, leave=False)):
@@ -367,7 +369,8 @@ def evaluate_bundle(ctx: RunContext, bundle_dir: Path, out_dir: Path, *, split: 
     ectx = EvalContext(ctx, bundle_dir, items, out_dir)
     results: dict[str, Any] = {"clips": len(items), "split": items[0].clip.split if items else None,
                                "candidates": c.candidates, "steps": c.steps, "guidance": c.guidance,
-                               "backend": c.backend, "conditions": ectx.conditions}
+                               "backend": c.backend, "precision": getattr(c, "precision", "auto"),
+                               "conditions": ectx.conditions}
     for name in c.metrics:
         log.info("metric %s", name)
         results[name] = METRICS[name](ectx)
@@ -468,6 +471,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--candidates", type=int, help="takes per clip (evaluate.candidates)")
     ap.add_argument("--steps", type=int, help="sampler steps (evaluate.steps)")
     ap.add_argument("--backend", help="engine backend: auto, onnx or torch (evaluate.backend)")
+    ap.add_argument("--precision", help="ONNX denoiser precision: auto, fp32 or int8 (evaluate.precision)")
     ap.add_argument("--metrics", help="comma-separated metric names (evaluate.metrics); known: "
                                       + ",".join(sorted(METRICS)))
     ap.add_argument("--controls", help="comma-separated controls (evaluate.controls): reconstruction,shuffled; "
@@ -502,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
                                                         else out / "cache")))
     overrides.append(f"spec={json.dumps(manifest.spec.name)}")
     for flag, key in (("max_clips", "max_clips"), ("candidates", "candidates"), ("steps", "steps"),
-                      ("backend", "backend")):
+                      ("backend", "backend"), ("precision", "precision")):
         if getattr(args, flag) is not None:
             overrides.append(f"evaluate.{key}={json.dumps(getattr(args, flag))}")
     if args.metrics:
