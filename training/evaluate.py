@@ -238,7 +238,7 @@ def fad_metrics(ctx: EvalContext) -> dict[str, Any]:
 def alignment_metrics(ctx: EvalContext) -> dict[str, Any]:
     from training.alignment import AlignConfig, load_or_train, predict
 
-    cfg = AlignConfig(steps=int(getattr(ctx.run.cfg.evaluate, "alignment_steps", AlignConfig.steps)),
+    cfg = AlignConfig(steps=ctx.run.cfg.evaluate.alignment_steps,
                       seed=ctx.run.seed)
     model, info = load_or_train(ctx.run.cache_dir, ctx.run.split("train"), ctx.run.split("val"), ctx.spec, cfg,
                                 progress=ctx.run.progress)
@@ -312,14 +312,14 @@ def collect(ctx: RunContext, bundle_dir: Path, *, split: str = "test") -> list[E
     from engine.pipeline import load_engine
 
     c = ctx.cfg.evaluate
-    controls = list(getattr(c, "controls", []))
+    controls = list(c.controls)
     spec = ctx.spec
     clips = (ctx.split(split) or ctx.split("val") or ctx.split("train"))[: c.max_clips]
     if not ctx.split(split):
         log.warning("the %s split is empty: evaluating on %s clips instead", split,
                     clips[0].split if clips else "no")
     store = ctx.store(clips)
-    precision = getattr(c, "precision", "auto")
+    precision = c.precision
     engine = load_engine(bundle_dir, backend=c.backend,
                          backend_options={"precision": precision} if precision != "auto" else None)
     items = []
@@ -369,7 +369,7 @@ def evaluate_bundle(ctx: RunContext, bundle_dir: Path, out_dir: Path, *, split: 
     ectx = EvalContext(ctx, bundle_dir, items, out_dir)
     results: dict[str, Any] = {"clips": len(items), "split": items[0].clip.split if items else None,
                                "candidates": c.candidates, "steps": c.steps, "guidance": c.guidance,
-                               "backend": c.backend, "precision": getattr(c, "precision", "auto"),
+                               "backend": c.backend, "precision": c.precision,
                                "conditions": ectx.conditions}
     for name in c.metrics:
         log.info("metric %s", name)
