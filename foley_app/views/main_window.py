@@ -42,6 +42,7 @@ from foley_app.editor import Editor
 from foley_app.errors import explain
 from foley_app.frames import FrameSource
 from foley_app.jobs import Job, JobProgress
+from foley_app.resources import demo_videos
 from foley_app.views import theme
 from foley_app.views.candidates_panel import CandidatesPanel
 from foley_app.views.dialogs.preferences_dialog import PreferencesDialog
@@ -336,6 +337,8 @@ class MainWindow(QMainWindow):
         fm.addAction(ac[A_OPEN_PROJECT])
         self.recent_menu = fm.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.demo_menu = fm.addMenu("Open &Demo Video")
+        self.demo_menu.aboutToShow.connect(self._fill_demo_menu)
         fm.addSeparator()
         for key in (A_SAVE, A_SAVE_AS, None, A_EXPORT, None, A_QUIT):
             fm.addSeparator() if key is None else fm.addAction(ac[key])
@@ -520,6 +523,17 @@ class MainWindow(QMainWindow):
         else:
             m.addSeparator()
             m.addAction("Clear Recent Files", self.ctx.settings.clear_recent_files)
+
+    def _fill_demo_menu(self) -> None:
+        m = self.demo_menu
+        m.clear()
+        for d in demo_videos():
+            act = m.addAction(d.title)
+            act.setToolTip(d.description)
+            act.setStatusTip(d.description)
+            act.triggered.connect(lambda _c=False, p=str(d.path): self.editor.open_path(p))
+        if m.isEmpty():
+            m.addAction("No demo videos installed").setEnabled(False)
 
     def show_preferences(self) -> None:
         dlg = PreferencesDialog(self.ctx.settings, self.ctx.playback.output, self)

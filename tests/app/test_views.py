@@ -45,6 +45,39 @@ def test_drag_and_drop_and_recent_files(qtbot, make_window, video_12s: Path) -> 
     wait_for(qtbot, lambda: not w.ctx.jobs.busy(), 10)
 
 
+def test_the_demo_menu_lists_the_shipped_clips_and_opens_them(qtbot, make_window, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from foley_app.resources import demo_videos, path
+
+    shipped = demo_videos()
+    names = [d.path.name for d in shipped]
+    assert "bbb_excerpt.mp4" in names and sum(n.startswith("test_") for n in names) == 3
+    assert names[-1] == "bbb_excerpt.mp4" and "out of domain" in shipped[-1].title
+    impact = next(d for d in shipped if d.path.name.startswith("test_impact"))
+    assert impact.title.startswith("Impact: ") and "events at 0.8, " in impact.description
+
+    w = make_window(engine=FakeEngine())
+    w.demo_menu.aboutToShow.emit()
+    titles = [a.text() for a in w.demo_menu.actions()]
+    assert titles == [d.title for d in shipped]
+    [act] = [a for a in w.demo_menu.actions() if a.text() == impact.title]
+    with qtbot.waitSignal(w.editor.video_opened, timeout=10_000) as sig:
+        act.trigger()
+    assert sig.args == [str(impact.path)]
+    wait_for(qtbot, lambda: not w.ctx.jobs.busy(), 10)
+    assert w.doc.video is not None and not w.doc.video.has_audio
+
+    # a damaged description keeps the videos; an empty folder gives an empty list
+    shutil.copy(path("demo", "bbb_excerpt.mp4"), tmp_path / "a.mp4")
+    (tmp_path / "test_clips.json").write_text("{not json", encoding="utf-8")
+    assert [d.path.name for d in demo_videos(tmp_path)] == ["a.mp4"]
+    (tmp_path / "test_clips.json").write_text(json.dumps([{"file": "a.mp4", "family": "walk"}]), encoding="utf-8")
+    assert demo_videos(tmp_path)[0].title == "Walk (test clip)"
+    assert demo_videos(tmp_path / "missing") == []
+
+
 def test_command_line_help() -> None:
     out = subprocess.run([sys.executable, "-m", "foley_app", "--help"], capture_output=True, text=True, timeout=60,
                          env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"},
