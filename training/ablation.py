@@ -98,10 +98,7 @@ def row(kind: str, run_dir: Path) -> dict[str, Any]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    def f(x: Any, pct: bool = False) -> str:
-        if not isinstance(x, (int, float)):
-            return "-"
-        return f"{100 * x:.1f} %" if pct else f"{x:.4f}" if abs(x) < 1 else f"{x:.1f}"
+    from training.evaluate import fmt_metric as f
 
     names = {"none": "no mask", "sam": "SAM (random tokens)", "fam": "FAM (frequency lines)",
              "tam": "TAM (time lines, MDSGen)"}

@@ -410,6 +410,14 @@ def write_outputs(ectx: EvalContext, results: dict[str, Any]) -> None:
         write_wav(ectx.out_dir / f"test{k}_real.wav", it.real, spec.sample_rate)
 
 
+def fmt_metric(x: Any, pct: bool = False) -> str:
+    """A metric for a Markdown table or a model card: '-' when missing or not finite, a percentage for shares,
+    3 significant decimals below 100 (onset AP, MSE), one decimal above (FAD)."""
+    if not isinstance(x, (int, float)) or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{100 * x:.1f} %" if pct else f"{x:.3g}" if abs(x) < 1 else f"{x:.3f}" if abs(x) < 100 else f"{x:.1f}"
+
+
 def summary_table(results: dict[str, Any]) -> str:
     """One Markdown row per condition with the headline numbers (what docs/results.md shows)."""
     conds = results.get("conditions", ["generated", "real"])
@@ -417,12 +425,7 @@ def summary_table(results: dict[str, Any]) -> str:
     head = ["condition", f"onset acc @{tau}", f"onset AP @{tau}", "category acc", "family acc", "FAD (AI-SFX)",
             "alignment acc"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-
-    def fmt(x: Any, pct: bool = False) -> str:
-        if not isinstance(x, (int, float)) or (isinstance(x, float) and not math.isfinite(x)):
-            return "-"
-        return f"{100 * x:.1f} %" if pct else f"{x:.3f}" if abs(x) < 100 else f"{x:.1f}"
-
+    fmt = fmt_metric
     for cond in conds:
         on = results.get("onset", {}).get(f"{cond}@0.1s", {})
         cat = results.get("category", {}).get(cond, {})

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.manifest import atomic_write_text, load_manifest, write_manifest
+from training.evaluate import fmt_metric
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -144,12 +145,6 @@ def pick_demo_clips(data: Path, n: int) -> list[Path]:
     return chosen
 
 
-def _fmt(x: Any, pct: bool = False) -> str:
-    if not isinstance(x, (int, float)):
-        return "-"
-    return f"{100 * x:.1f} %" if pct else f"{x:.3f}"
-
-
 def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest: dict[str, Any],
                summary: str, demo: list[dict[str, Any]]) -> str:
     cfg = manifest.provenance.get("training_config", {})
@@ -184,8 +179,8 @@ def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest:
         f"{vae.get('loop', {}).get('steps')} steps.",
         f"- Vocoder: {manifest.components['vocoder'].type} (dim {voc.get('dim')}, {voc.get('num_layers')} layers), "
         f"{voc.get('loop', {}).get('steps')} steps with a GAN from step {voc.get('adv_start')}; chosen because it "
-        f"beat Griffin-Lim on validation (log-spectral distance {_fmt(val.get('vocoder', {}).get('lsd'))} vs "
-        f"{_fmt(val.get('vocoder', {}).get('griffin_lim_lsd'))}).",
+        f"beat Griffin-Lim on validation (log-spectral distance {fmt_metric(val.get('vocoder', {}).get('lsd'))} vs "
+        f"{fmt_metric(val.get('vocoder', {}).get('griffin_lim_lsd'))}).",
         f"- Sampler: DPM-Solver++(2M), {manifest.sampler_defaults.get('steps')} steps, classifier-free guidance "
         f"{manifest.sampler_defaults.get('guidance')}. ONNX graphs for ONNX Runtime (int8 denoiser on the CPU).",
         "",
@@ -217,9 +212,10 @@ def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest:
         summary,
         "",
         f"Alignment classifier (trained on the training split): validation accuracy "
-        f"{_fmt(align.get('val_accuracy'), True)} (aligned recall {_fmt(align.get('val_aligned_recall'), True)}, "
-        f"other-video rejected {_fmt(align.get('val_other_video_rejected'), True)}, shifted rejected "
-        f"{_fmt(align.get('val_shifted_rejected'), True)}).",
+        f"{fmt_metric(align.get('val_accuracy'), True)} "
+        f"(aligned recall {fmt_metric(align.get('val_aligned_recall'), True)}, "
+        f"other-video rejected {fmt_metric(align.get('val_other_video_rejected'), True)}, shifted rejected "
+        f"{fmt_metric(align.get('val_shifted_rejected'), True)}).",
         "",
         "## Known limits",
         "",
