@@ -182,7 +182,8 @@ def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest:
         f"beat Griffin-Lim on validation (log-spectral distance {fmt_metric(val.get('vocoder', {}).get('lsd'))} vs "
         f"{fmt_metric(val.get('vocoder', {}).get('griffin_lim_lsd'))}).",
         f"- Sampler: DPM-Solver++(2M), {manifest.sampler_defaults.get('steps')} steps, classifier-free guidance "
-        f"{manifest.sampler_defaults.get('guidance')}. ONNX graphs for ONNX Runtime (int8 denoiser on the CPU).",
+        f"{manifest.sampler_defaults.get('guidance')}. ONNX graphs for ONNX Runtime "
+        f"({manifest.onnx.get('runtime', {}).get('precision', 'fp32')} denoiser on the CPU, fp32 on CUDA).",
         "",
         "## Training",
         "",
@@ -195,8 +196,9 @@ def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest:
         "```",
         "",
         "Wall-clock seconds per stage on the 2-core CPU (AVX-512 bf16) it was trained on: "
-        + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + ". The VAE stage was resumed once from its "
-        "checkpoint (run interrupted by the end of a session); stages are resumable and deterministic by seed.",
+        + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + " (a stage interrupted by the end of a "
+        "session resumes from its last checkpoint; time before the resume is not counted). Stages are deterministic "
+        "by seed and skipped when done with the same config digest, so a retraining may reuse earlier stages.",
         "",
         f"Data: {report.get('clips', '?')} clips of 10 s (train {splits['train']} / val {splits['val']} / test "
         f"{splits['test']}), split by source recording so that no test sound "
@@ -264,7 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--demo-clips", type=int, default=3)
     ap.add_argument("--demo-out", default=str(REPO / "resources" / "demo"))
     ap.add_argument("--max-mb", type=float, default=100.0)
+    ap.add_argument("--steps", type=int, help="the sampler steps the engine uses by default (the bundle's "
+                    "sampler_defaults; default: as exported). Pick them with `training.evaluate --steps`")
+    ap.add_argument("--precision", choices=["int8", "fp32"], help="the ONNX denoiser the CPU runs by default "
+                    "(default: as exported). Pick it with `training.evaluate --precision`")
     args = ap.parse_args(argv)
+    if args.steps is not None and not 1 <= args.steps <= 1000:
+        print(f"error: --steps {args.steps} is not between 1 and 1000", file=sys.stderr)
+        return 2
     run, data, out = Path(args.run).expanduser(), Path(args.data).expanduser(), Path(args.out)
     ev = Path(args.eval).expanduser() if args.eval else None
     for p, what in ((run / "bundle" / "manifest.json", "a bundle"), (data / "attribution.csv", "attribution.csv"),
@@ -285,6 +294,15 @@ def main(argv: list[str] | None = None) -> int:
     check = rounding_check(run / "bundle", tmp, demo_videos[0]) if demo_videos else {}
     metrics = json.loads((ev / "metrics.json").read_text(encoding="utf-8")) if ev else {}
     m = load_manifest(tmp)
+    if args.steps is not None:
+        m.sampler_defaults["steps"] = args.steps
+    if args.precision is not None:
+        graph = m.onnx.get("graphs", {}).get("denoiser", {})
+        if args.precision != "fp32" and args.precision not in graph.get("variants", {}):
+            shutil.rmtree(tmp, ignore_errors=True)
+            print(f"error: the bundle has no {args.precision} denoiser graph", file=sys.stderr)
+            return 2
+        m.onnx.setdefault("runtime", {})["precision"] = args.precision
     if metrics:
         m.metrics["test"] = metrics
     m.provenance["fp16_storage_check"] = check

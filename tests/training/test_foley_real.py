@@ -476,3 +476,8 @@ def test_ship_writes_the_bundle_card_attribution_and_silent_demo_clips(built, tm
         with av.open(str(demo / c["file"])) as f:
             assert len(f.streams.video) == 1 and len(f.streams.audio) == 0 and f.duration > 3e6  # 4 s clips
     assert ship.main(args) == 0 and not out.with_name("default.old").exists()  # re-shipping swaps cleanly
+    assert m.sampler_defaults["steps"] == 25 and m.onnx == {}  # as exported (this bundle has no graphs)
+    assert ship.main([*args, "--steps", "10"]) == 0 and load_manifest(out).sampler_defaults["steps"] == 10
+    assert "DPM-Solver++(2M), 10 steps" in (out / "MODEL_CARD.md").read_text()
+    assert ship.main([*args, "--steps", "0"]) == 2
+    assert ship.main([*args, "--precision", "int8"]) == 2  # no int8 graph to choose
