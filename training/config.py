@@ -177,8 +177,9 @@ class EvalConfig:
     backend: str = "auto"  # the engine backend to generate with (auto: ONNX Runtime when the bundle has graphs)
     precision: str = "auto"  # the ONNX denoiser graph: auto (the bundle's runtime default), fp32 or int8
     metrics: list[str] = field(default_factory=lambda: ["onset", "mel"])  # + any name in evaluate.METRICS
-    # reconstruction: the real mel through the bundle's VAE + vocoder; shuffled: audio generated for another clip
-    controls: list[str] = field(default_factory=lambda: ["reconstruction", "shuffled"])
+    # vocoded: the real mel through the bundle's vocoder; reconstruction: through its VAE + vocoder; shuffled: audio
+    # generated for another clip
+    controls: list[str] = field(default_factory=lambda: ["vocoded", "reconstruction", "shuffled"])
     alignment_steps: int = 1500  # training steps of the alignment classifier ("alignment" metric)
 
 

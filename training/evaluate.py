@@ -8,6 +8,7 @@ comes from the feature cache. Besides the generated audio, every metric is compu
 `evaluate.controls`, so each number has its ceiling and its floor beside it:
 
 - "real": the real test audio (upper bound: what a perfect generator would score);
+- "vocoded": the real mel through the bundle's vocoder alone (the vocoder's ceiling);
 - "reconstruction": the real mel through the bundle's VAE (encode, decode) and vocoder (the decoder's ceiling);
 - "shuffled": audio generated for another test video (clip i + 1), scored against clip i (chance).
 
@@ -54,7 +55,7 @@ NAME = "evaluate"
 
 MetricFn = Callable[["EvalContext"], dict[str, Any]]
 METRICS: dict[str, MetricFn] = {}
-CONTROLS = ("reconstruction", "shuffled")
+CONTROLS = ("vocoded", "reconstruction", "shuffled")
 
 
 def register_metric(name: str) -> Callable[[MetricFn], MetricFn]:
@@ -349,6 +350,11 @@ def collect(ctx: RunContext, bundle_dir: Path, *, split: str = "test") -> list[E
                 res = engine.generate(items[j].clip.path, items[j].start, candidates=c.candidates, seed=ctx.seed + i,
                                       steps=c.steps, guidance=c.guidance)
                 it.controls["shuffled"] = [cand.audio for cand in res.candidates]
+        if "vocoded" in controls and items:
+            reals = np.stack([it.real for it in items])
+            voc = engine.mel_to_audio(np.stack([audio.wav_to_mel(w, spec) for w in reals]), list(range(len(reals))))
+            for it, w in zip(items, voc):
+                it.controls["vocoded"] = [w]
         if "reconstruction" in controls and items:
             rec = _reconstruct(engine, bundle_dir, np.stack([it.real for it in items]))
             for it, w in zip(items, rec):
@@ -412,10 +418,10 @@ def write_outputs(ectx: EvalContext, results: dict[str, Any]) -> None:
 
 def fmt_metric(x: Any, pct: bool = False) -> str:
     """A metric for a Markdown table or a model card: '-' when missing or not finite, a percentage for shares,
-    3 significant decimals below 100 (onset AP, MSE), one decimal above (FAD)."""
+    3 significant digits below 1 (onset AP, MSE), 3 decimals below 10, one decimal above (FAD)."""
     if not isinstance(x, (int, float)) or (isinstance(x, float) and not math.isfinite(x)):
         return "-"
-    return f"{100 * x:.1f} %" if pct else f"{x:.3g}" if abs(x) < 1 else f"{x:.3f}" if abs(x) < 100 else f"{x:.1f}"
+    return f"{100 * x:.1f} %" if pct else f"{x:.3g}" if abs(x) < 1 else f"{x:.3f}" if abs(x) < 10 else f"{x:.1f}"
 
 
 def summary_table(results: dict[str, Any]) -> str:
@@ -477,7 +483,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--precision", help="ONNX denoiser precision: auto, fp32 or int8 (evaluate.precision)")
     ap.add_argument("--metrics", help="comma-separated metric names (evaluate.metrics); known: "
                                       + ",".join(sorted(METRICS)))
-    ap.add_argument("--controls", help="comma-separated controls (evaluate.controls): reconstruction,shuffled; "
+    ap.add_argument("--controls", help="comma-separated controls (evaluate.controls): vocoded,reconstruction,shuffled; "
                                        "'none' for none")
     ap.add_argument("--out", help="output folder (default: eval/<bundle name>)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")

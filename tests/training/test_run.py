@@ -34,7 +34,7 @@ def test_run_folder_layout(tiny_run: Path) -> None:
     assert metrics["onset"]["real@0.1s"]["acc"] >= 0.8  # the detector finds the synthetic impacts
     assert 0.0 <= metrics["onset"]["generated@0.1s"]["acc"] <= 1.0
     assert np.isfinite(metrics["mel"]["vae_mel_l1"]) and metrics["mel"]["griffin_lim_lsd"] > 0
-    conditions = ["generated", "real", "reconstruction", "shuffled"]
+    conditions = ["generated", "real", "vocoded", "reconstruction", "shuffled"]
     assert metrics["conditions"] == conditions
     for cond in conditions:  # every metric for every control
         assert 0.0 <= metrics["onset"][f"{cond}@0.1s"]["acc"] <= 1.0, cond
