@@ -289,15 +289,15 @@ def mel_metrics(ctx: EvalContext) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------------------
 # Generation and controls
 # ---------------------------------------------------------------------------------------------------------------
-def _reconstruct(engine: Any, bundle_dir: Path, reals: np.ndarray) -> np.ndarray:
-    """Real segments through the bundle's VAE (posterior mean) and its vocoder, as the engine decodes."""
+def _reconstruct(engine: Any, bundle_dir: Path, real_mels: np.ndarray) -> np.ndarray:
+    """Real segments' mels (N, n_mels, frames) through the bundle's VAE (posterior mean) and its vocoder, as the
+    engine decodes."""
     import torch
 
     from engine.nn.bundle import load_component
 
-    spec = engine.spec
     vae = load_component(bundle_dir, engine.manifest, "vae").eval()
-    mels = audio.to_mel_image(np.stack([audio.wav_to_mel(w, spec) for w in reals]), spec)
+    mels = audio.to_mel_image(real_mels, engine.spec)
     out = []
     with torch.inference_mode():
         for k in range(0, len(mels), 8):
@@ -350,13 +350,14 @@ def collect(ctx: RunContext, bundle_dir: Path, *, split: str = "test") -> list[E
                 res = engine.generate(items[j].clip.path, items[j].start, candidates=c.candidates, seed=ctx.seed + i,
                                       steps=c.steps, guidance=c.guidance)
                 it.controls["shuffled"] = [cand.audio for cand in res.candidates]
-        if "vocoded" in controls and items:
-            reals = np.stack([it.real for it in items])
-            voc = engine.mel_to_audio(np.stack([audio.wav_to_mel(w, spec) for w in reals]), list(range(len(reals))))
+        real_mels = np.stack([audio.wav_to_mel(it.real, spec) for it in items]) \
+            if items and {"vocoded", "reconstruction"} & set(controls) else None
+        if "vocoded" in controls and real_mels is not None:
+            voc = engine.mel_to_audio(real_mels, list(range(len(real_mels))))
             for it, w in zip(items, voc):
                 it.controls["vocoded"] = [w]
-        if "reconstruction" in controls and items:
-            rec = _reconstruct(engine, bundle_dir, np.stack([it.real for it in items]))
+        if "reconstruction" in controls and real_mels is not None:
+            rec = _reconstruct(engine, bundle_dir, real_mels)
             for it, w in zip(items, rec):
                 it.controls["reconstruction"] = [w]
     finally:
