@@ -231,14 +231,15 @@ def worker_denoiser_options(args: dict[str, Any]) -> dict[str, Any]:
     bdir = Path(args["dir"])
     m = load_manifest(bdir, verify_files=False)
     g = m.onnx["graphs"]["denoiser"]
-    cfg = m.components["denoiser"].config
+    # (hidden,) or (1 + lines, hidden): the exporter recorded the condition input's shape (no torch here)
+    cond_shape = next(t["shape"][1:] for t in g["inputs"] if t["name"] == "condition")
     cands, reps = args["candidates"], args["repeats"]
     rng = np.random.default_rng(0)
 
     def feeds(b: int) -> dict[str, np.ndarray]:
         return {"latent": rng.standard_normal((b, *m.spec.latent_shape), dtype=np.float32),
                 "timestep": np.full((b,), 500.0, np.float32),
-                "condition": rng.standard_normal((b, cfg["hidden_size"]), dtype=np.float32)}
+                "condition": rng.standard_normal((b, *cond_shape), dtype=np.float32)}
 
     batch = 2 * cands
     f_all, f_pair = feeds(batch), feeds(2)

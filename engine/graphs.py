@@ -88,7 +88,8 @@ CONDITION = GraphIO(
     types=("mdsgen",),
     inputs=(TensorIO("video_features", F32, ("batch", "frames", "feature_dim")),),
     outputs=(TensorIO("condition", F32, ("batch", "hidden")),),
-    doc="MDSGen's per-frame Linear/GELU/LayerNorm and Reducer Conv1d: the step-invariant condition y",
+    doc="MDSGen's per-frame Linear/GELU/LayerNorm and Reducer Conv1d: the step-invariant condition y; with the "
+        "denoiser's temporal_condition it is (batch, 1 + time lines, hidden): the recorded shape says which",
 )
 
 DENOISER = GraphIO(

@@ -27,7 +27,8 @@ from engine.spec import SegmentSpec
 DERIVED_BUFFER_SUFFIXES = ("relative_position_index",)
 
 
-def _is_derived(key: str) -> bool:
+def is_derived(key: str) -> bool:
+    """A buffer the model recomputes from its config (not stored in weight files)."""
     return key.endswith(DERIVED_BUFFER_SUFFIXES)
 
 
@@ -37,7 +38,7 @@ def save_weights(path: str | os.PathLike[str], module: nn.Module) -> str:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items() if not _is_derived(k)}
+    state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items() if not is_derived(k)}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -59,7 +60,7 @@ def load_weights(module: nn.Module, path: str | os.PathLike[str], *, what: str) 
     except (SafetensorError, OSError) as exc:
         raise BundleError(f"the {what} weights {path} cannot be read ({exc}); the file is corrupt") from exc
     expected = module.state_dict()
-    missing = sorted(k for k in expected if k not in state and not _is_derived(k))
+    missing = sorted(k for k in expected if k not in state and not is_derived(k))
     unexpected = sorted(k for k in state if k not in expected)
     wrong = sorted(k for k in state if k in expected and tuple(state[k].shape) != tuple(expected[k].shape))
     if missing or unexpected or wrong:

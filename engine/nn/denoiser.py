@@ -58,6 +58,12 @@ class DenoiserConfig:
     freq_embed_size: int = 204  # width F of the sinusoidal timestep embedding (MDSGen: 204, DiT/MDT: 256)
     time_axis: TimeAxis  # which token-grid axis is time; TAM drops whole lines along it
     mask_ratio: float | None = 0.3  # training TAM ratio (paper: 0.3); the mask token exists either way
+    # Our extension (not in the paper; off for the presets and the released checkpoint): besides the Reducer's
+    # global vector, each time line of the token grid gets the video feature of its moment, interpolated from the
+    # projected frames and added to its tokens through a zero-initialised Linear (so it starts as exact MDSGen).
+    temporal_condition: bool = False
+    frames_per_line: float | None = None  # video frames per token time line (spec: duration / lines * fps);
+    #                                       None: num_frames / lines (frames spread evenly over the lines)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_size", tuple(int(s) for s in self.input_size))
@@ -76,6 +82,8 @@ class DenoiserConfig:
             raise ValueError(f"time_axis must be 'row' or 'col', got {self.time_axis!r}")
         if self.mask_ratio is not None and not 0.0 <= self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in [0, 1) or None, got {self.mask_ratio}")
+        if self.frames_per_line is not None and self.frames_per_line <= 0:
+            raise ValueError(f"frames_per_line must be positive or None, got {self.frames_per_line}")
 
     # ---- derived sizes -----------------------------------------------------------------------------------------
     @property
@@ -86,6 +94,19 @@ class DenoiserConfig:
     @property
     def num_tokens(self) -> int:
         return self.grid[0] * self.grid[1]
+
+    @property
+    def time_lines(self) -> int:
+        """Token-grid lines along time (columns for the Diff-Foley latent, rows for AudioLDM's)."""
+        return self.grid[1] if self.time_axis == "col" else self.grid[0]
+
+    @property
+    def condition_shape(self) -> tuple[int, ...]:
+        """Per-sample shape of the encoded condition y: (D,), or (1 + time_lines, D) with `temporal_condition`
+        (row 0 the Reducer's global vector, then one row per time line). The null condition is zeros either way."""
+        if self.temporal_condition:
+            return (1 + self.time_lines, self.hidden_size)
+        return (self.hidden_size,)
 
     @property
     def out_channels(self) -> int:
@@ -113,6 +134,10 @@ class DenoiserConfig:
             **PRESETS[preset]._asdict(),
         }
         fields.update(overrides)
+        if fields.get("temporal_condition") and fields.get("frames_per_line") is None:
+            grid = (fields["input_size"][0] // fields["patch_size"], fields["input_size"][1] // fields["patch_size"])
+            lines = grid[1] if fields["time_axis"] == "col" else grid[0]
+            fields["frames_per_line"] = spec.duration / lines * spec.video_fps
         return cls(**fields)
 
     def to_dict(self) -> dict[str, Any]:
@@ -212,6 +237,20 @@ def temporal_aware_mask(
     mask = torch.ones(batch, rows * cols, device=noise.device)  # (B, N)
     mask.scatter_(1, ids_keep, 0.0)
     return ids_keep, ids_restore, mask
+
+
+def line_interpolation(num_frames: int, lines: int, frames_per_line: float | None) -> Tensor:
+    """(lines, num_frames) linear-interpolation weights: row l reads the frame features at the centre of time line
+    l, at frame position (l + 0.5) * frames_per_line (clamped to the first and last frame)."""
+    fpl = num_frames / lines if frames_per_line is None else frames_per_line
+    pos = ((torch.arange(lines, dtype=torch.float64) + 0.5) * fpl).clamp(0, num_frames - 1)  # (lines,)
+    lo = pos.floor().long().clamp(max=num_frames - 2) if num_frames > 1 else pos.floor().long()
+    frac = pos - lo
+    w = torch.zeros(lines, num_frames, dtype=torch.float64)
+    w[torch.arange(lines), lo] = 1.0 - frac
+    if num_frames > 1:
+        w[torch.arange(lines), lo + 1] += frac
+    return w.float()
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
@@ -360,6 +399,15 @@ class MDSGen(nn.Module):
         self.conv1d_feat = nn.Sequential(
             nn.Conv1d(config.num_frames, 1, kernel_size=1), nn.GELU(), nn.LayerNorm(d, eps=1e-12)
         )
+        if config.temporal_condition:
+            lines = config.time_lines
+            self.temporal_feat = nn.Linear(d, d)  # zero-initialised: a warm start from plain MDSGen is exact
+            self.register_buffer("line_weights", line_interpolation(config.num_frames, lines, config.frames_per_line),
+                                 persistent=False)  # (lines, frames)
+            rows, cols = grid
+            line_of_token = torch.arange(cols).repeat(rows) if config.time_axis == "col" else \
+                torch.arange(rows).repeat_interleave(cols)
+            self.register_buffer("line_of_token", line_of_token, persistent=False)  # (N,) time line of each token
         self.pos_embed = nn.Parameter(torch.zeros(1, n, d))  # learnable, sin-cos initialised (MDT)
         self.decoder_pos_embed = nn.Parameter(torch.zeros(1, n, d))
         block_args = {"hidden_size": d, "num_heads": config.num_heads, "mlp_ratio": config.mlp_ratio, "grid": grid}
@@ -398,15 +446,32 @@ class MDSGen(nn.Module):
         nn.init.zeros_(self.final_layer.linear.bias)
         if self.config.mask_ratio is not None:
             nn.init.normal_(self.mask_token, std=0.02)
+        if self.config.temporal_condition:
+            nn.init.zeros_(self.temporal_feat.weight)
+            nn.init.zeros_(self.temporal_feat.bias)
 
     # ---- pieces ----------------------------------------------------------------------------------------------
     def encode_condition(self, video_feats: Tensor) -> Tensor:
-        """Video features (B, num_frames, feature_dim) -> y (B, D). Step-invariant: run once per generation."""
+        """Video features (B, num_frames, feature_dim) -> y (B, *condition_shape). Step-invariant: run once per
+        generation."""
         expected = (self.config.num_frames, self.config.feature_dim)
         if video_feats.ndim != 3 or tuple(video_feats.shape[1:]) != expected:
             raise ValueError(f"video_feats must be (B, {expected[0]}, {expected[1]}), got {tuple(video_feats.shape)}")
         feats = self.mlp_feat(video_feats)  # (B, frames, D)
-        return self.conv1d_feat(feats).squeeze(1)  # (B, 1, D) -> (B, D)
+        y = self.conv1d_feat(feats)  # (B, 1, D)
+        if not self.config.temporal_condition:
+            return y.squeeze(1)  # (B, D)
+        per_line = torch.matmul(self.line_weights.to(feats.dtype), feats)  # (lines, frames) @ (B, frames, D)
+        return torch.cat([y, self.temporal_feat(per_line)], dim=1)  # (B, 1 + lines, D)
+
+    def _split_condition(self, t: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
+        """c = t_emb + the global condition (B, D), and the per-token temporal term (B, N, D) or None."""
+        if y.shape[1:] != self.config.condition_shape:
+            raise ValueError(f"condition must be (B, {', '.join(map(str, self.config.condition_shape))}), "
+                             f"got {tuple(y.shape)}")
+        if not self.config.temporal_condition:
+            return self.t_embedder(t) + y, None
+        return self.t_embedder(t) + y[:, 0], y[:, 1:][:, self.line_of_token]  # (B, D), (B, N, D)
 
     def unpatchify(self, x: Tensor) -> Tensor:
         """Tokens (B, N, p*p*C_out) -> latent (B, C_out, H, W)."""
@@ -429,7 +494,8 @@ class MDSGen(nn.Module):
             raise ValueError(f"timestep must be a scalar or (B,) = ({x.shape[0]},), got {tuple(t.shape)}")
         return t
 
-    def _side_interpolate(self, x: Tensor, c: Tensor, ids_restore: Tensor, mask: Tensor) -> Tensor:
+    def _side_interpolate(self, x: Tensor, c: Tensor, ids_restore: Tensor, mask: Tensor,
+                          temporal: Tensor | None) -> Tensor:
         """MDT's side interpolator: fill masked positions with mask tokens, predict them with the side block."""
         b, n_keep, d = x.shape
         n = ids_restore.shape[1]
@@ -437,15 +503,23 @@ class MDSGen(nn.Module):
         x = torch.cat([x, mask_tokens], dim=1)  # (B, N, D) in shuffled order
         x = torch.gather(x, 1, ids_restore[:, :, None].expand(b, n, d))  # (B, N, D) in grid order
         x = x + self.decoder_pos_embed
+        if temporal is not None:
+            x = x + temporal
         before = x
         for block in self.sideblocks:
             x = block(x, c)
         masked = mask[:, :, None].bool()  # (B, N, 1)
         return torch.where(masked, x, before)  # masked shortcut: side output only where masked
 
-    def _run(self, x: Tensor, c: Tensor, masking: tuple[Tensor, Tensor, Tensor] | None) -> Tensor:
-        """Backbone: patchify, encoder (on kept tokens if masking), boundary, decoder, head, unpatchify."""
+    def _run(self, x: Tensor, c: Tensor, masking: tuple[Tensor, Tensor, Tensor] | None,
+             temporal: Tensor | None = None) -> Tensor:
+        """Backbone: patchify, encoder (on kept tokens if masking), boundary, decoder, head, unpatchify.
+
+        temporal: the per-token video term (B, N, D) of `temporal_condition`, added to the input tokens and again
+        at the encoder/decoder boundary (where masked positions get their first view of it)."""
         tokens = self.x_embedder(x) + self.pos_embed  # (B, N, D)
+        if temporal is not None:
+            tokens = tokens + temporal
         ids_keep = None
         if masking is not None:
             ids_keep, ids_restore, mask = masking
@@ -455,22 +529,25 @@ class MDSGen(nn.Module):
         for block in self.blocks[:n_encoder]:
             tokens = block(tokens, c, ids_keep)
         if masking is not None:
-            tokens = self._side_interpolate(tokens, c, ids_restore, mask)  # (B, N, D)
+            tokens = self._side_interpolate(tokens, c, ids_restore, mask, temporal)  # (B, N, D)
         else:
             tokens = tokens + self.decoder_pos_embed  # (B, N, D)
+            if temporal is not None:
+                tokens = tokens + temporal
         for block in self.blocks[n_encoder:]:
             tokens = block(tokens, c)
         return self.unpatchify(self.final_layer(tokens, c))  # (B, C_out, H, W)
 
     # ---- entry points ------------------------------------------------------------------------------------------
     def forward_with_condition(self, x: Tensor, t: Tensor, y: Tensor) -> Tensor:
-        """Inference pass: latent (B, C, H, W), timestep (B,) float, encoded condition y (B, D) -> (B, C_out, H, W).
+        """Inference pass: latent (B, C, H, W), timestep (B,) float, encoded condition y (B, *condition_shape)
+        -> (B, C_out, H, W).
 
-        The null (unconditional) condition is y = 0, so c = t_emb.
+        The null (unconditional) condition is y = 0, so c = t_emb (and no temporal term).
         """
         t = self._check_latent(x, t)
-        c = self.t_embedder(t) + y  # (B, D)
-        return self._run(x, c, None)
+        c, temporal = self._split_condition(t, y)
+        return self._run(x, c, None, temporal)
 
     def forward(
         self,
@@ -499,17 +576,17 @@ class MDSGen(nn.Module):
                 keep = torch.rand(x.shape[0], generator=generator, device=x.device) >= drop_prob  # (B,)
             else:
                 keep = torch.ones(x.shape[0], device=x.device)  # (B,)
-        y = y * keep.to(y.dtype)[:, None]  # (B, D)
-        c = self.t_embedder(t) + y  # (B, D)
+        y = y * keep.to(y.dtype).reshape(-1, *[1] * (y.ndim - 1))  # (B, *condition_shape)
+        c, temporal = self._split_condition(t, y)
         if not enable_mask:
-            return self._run(x, c, None)
+            return self._run(x, c, None, temporal)
         ratio = self.config.mask_ratio if mask_ratio is None else mask_ratio
         if ratio is None:
             raise ValueError("enable_mask needs a mask_ratio (the config has none)")
         masking = token_mask(
             mask_kind, x.shape[0], self.config.grid, self.config.time_axis, ratio, generator, device=x.device
         )
-        return self._run(x, c, masking), masking[2]
+        return self._run(x, c, masking, temporal), masking[2]
 
 
 MASK_KINDS = ("tam", "fam", "sam")

@@ -111,7 +111,7 @@ class _ConditionGraph(nn.Module):
         self.model = model
 
     def forward(self, video_features: Tensor) -> Tensor:
-        return self.model.encode_condition(video_features)  # (B, D)
+        return self.model.encode_condition(video_features)  # (B, D), or (B, 1 + lines, D) with temporal_condition
 
 
 class _DenoiserGraph(nn.Module):
@@ -167,8 +167,8 @@ def _export_condition(model: nn.Module, spec: SegmentSpec, g: torch.Generator) -
 def _export_denoiser(model: nn.Module, spec: SegmentSpec, g: torch.Generator) -> ExportCase:
     cfg = model.config
     shape = (cfg.in_channels, *cfg.input_size)
-    example = (_randn(g, 2, *shape), torch.tensor([10.0, 10.0]), _randn(g, 2, cfg.hidden_size))
-    check = (_randn(g, 3, *shape), torch.tensor([999.0, 500.5, 0.0]), _randn(g, 3, cfg.hidden_size))
+    example = (_randn(g, 2, *shape), torch.tensor([10.0, 10.0]), _randn(g, 2, *cfg.condition_shape))
+    check = (_randn(g, 3, *shape), torch.tensor([999.0, 500.5, 0.0]), _randn(g, 3, *cfg.condition_shape))
     return ExportCase(_DenoiserGraph(model), example, check, tolerance=1e-3, int8=True)
 
 
@@ -292,7 +292,7 @@ def _tensor_shapes(path: Path, io: GraphIO) -> tuple[list[dict[str, Any]], list[
         dims = found[t.name].type.tensor_type.shape.dim
         shape = [d.dim_param or d.dim_value for d in dims]
         # name the dynamic axes after engine.graphs, not after the exporter's generated names
-        shape = [t.axes[i] if t.axes[i] in DYNAMIC_AXES else s for i, s in enumerate(shape)]
+        shape = [t.axes[i] if i < len(t.axes) and t.axes[i] in DYNAMIC_AXES else s for i, s in enumerate(shape)]
         return {"name": t.name, "dtype": t.dtype, "shape": shape}
 
     return [entry(t) for t in io.inputs], [entry(t) for t in io.outputs]

@@ -18,6 +18,7 @@ from engine.nn.denoiser import (
     MDSGen,
     build_denoiser,
     count_parameters,
+    line_interpolation,
     preset_parameter_counts,
     relative_position_index,
     sincos_pos_embed_2d,
@@ -450,3 +451,48 @@ def test_enable_mask_needs_a_ratio() -> None:
         model(x, t, v, enable_mask=True)
     _, mask = model(x, t, v, enable_mask=True, mask_ratio=0.5)
     assert mask.sum(1).tolist() == [128.0, 128.0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The temporal condition (our extension): per-time-line video features added to the tokens
+# ---------------------------------------------------------------------------------------------------------------
+def test_line_interpolation_reads_each_line_at_its_moment() -> None:
+    w = line_interpolation(32, 32, 1.024)  # the Diff-Foley spec: 8.192 s / 32 columns, 4 fps
+    assert w.shape == (32, 32) and torch.allclose(w.sum(1), torch.ones(32))
+    pos = (w * torch.arange(32.0)).sum(1)  # the frame position each line reads
+    torch.testing.assert_close(pos[:30], (torch.arange(30.0) + 0.5) * 1.024)
+    assert pos[-1] == 31.0 and (pos.diff() >= 0).all()  # clamped past the last frame, never backwards
+    assert (line_interpolation(32, 8, None) * torch.arange(32.0)).sum(1).tolist() == [2, 6, 10, 14, 18, 22, 26, 30]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_temporal_condition_starts_as_plain_mdsgen_and_is_time_local(spec: SegmentSpec) -> None:
+    torch.manual_seed(0)
+    base = randomise_zero_params(tiny(spec))
+    model = tiny(spec, temporal_condition=True)
+    assert model.config.frames_per_line == pytest.approx(spec.duration / model.config.time_lines * spec.video_fps)
+    missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
+    assert sorted(missing) == ["temporal_feat.bias", "temporal_feat.weight"] and not unexpected
+    x, t, v = inputs(spec)
+    with torch.no_grad():
+        y = model.encode_condition(v)
+        assert y.shape == (2, 1 + model.config.time_lines, 64) == (2, *model.config.condition_shape)
+        # zero-initialised: exactly the warm-started model, conditioned or not
+        torch.testing.assert_close(model(x, t, v), base(x, t, v), rtol=0, atol=0)
+        torch.nn.init.normal_(model.temporal_feat.weight, std=0.5)
+        cond = model.forward_with_condition(x, t, model.encode_condition(v))
+        assert not torch.allclose(cond, base(x, t, v), atol=1e-4)
+        # the null condition (zeros) is the unconditional model: no temporal term either
+        null = model.forward_with_condition(x, t, torch.zeros_like(y))
+        torch.testing.assert_close(null, base.forward_with_condition(x, t, torch.zeros(2, 64)))
+        torch.testing.assert_close(model(x, t, v, keep=torch.tensor([1.0, 0.0])), torch.stack([cond[0], null[1]]))
+        # changing the video late in the segment changes the temporal rows of late lines only
+        v2 = v.clone()
+        v2[:, -4:] += 1.0
+        d = (model.encode_condition(v2) - model.encode_condition(v))[:, 1:].abs().amax(dim=(0, 2))  # per line
+        assert (d[: model.config.time_lines // 2] == 0).all() and d[-1] > 0
+        with pytest.raises(ValueError, match="condition must be"):
+            model.forward_with_condition(x, t, y[:, 0])
+    out, _ = model(x, t, v, enable_mask=True, generator=torch.Generator().manual_seed(3))
+    out.square().mean().backward()
+    assert model.temporal_feat.weight.grad is not None and model.temporal_feat.weight.grad.any()

@@ -22,6 +22,7 @@ from engine.graphs import GRAPHS, graphs_for_components  # noqa: E402
 from engine.manifest import MANIFEST_NAME, load_manifest, sha256_file  # noqa: E402
 from engine.spec import DIFF_FOLEY  # noqa: E402
 
+TINY = {"depth": 3, "hidden_size": 64, "num_heads": 2, "decode_layer": 1}  # tests/conftest.py's tiny denoiser
 EXPECTED_GRAPHS = {"frame_encoder", "condition", "denoiser", "vae_decoder", "vocoder"}
 
 
@@ -262,6 +263,28 @@ def test_onnx_and_torch_generate_the_same_candidates(engines, video_12s: Path) -
     feats_t, _, _ = engines["torch"].video_features(video_12s, 2.0)
     feats_o, _, _ = engines["onnx"].video_features(video_12s, 2.0)
     np.testing.assert_allclose(feats_o, feats_t, atol=1e-4)
+
+
+def test_temporal_condition_bundle_exports_and_generates_alike_on_both_backends(
+        tmp_path: Path, video_12s: Path) -> None:
+    """The denoiser's temporal condition (a 3-D condition tensor) through export, manifest, both backends."""
+    from engine.nn.bundle import random_bundle
+
+    bdir = tmp_path / "temporal"
+    m = random_bundle(bdir, spec=DIFF_FOLEY, denoiser_overrides={**TINY, "temporal_condition": True},
+                      randomize_zero_init=("final_layer", "adaLN_modulation", "temporal_feat"), onnx=True)
+    graphs = m.onnx["graphs"]
+    lines = DIFF_FOLEY.token_grid[1]
+    cond_in = next(t for t in graphs["denoiser"]["inputs"] if t["name"] == "condition")
+    assert cond_in["shape"] == ["batch", 1 + lines, 64]
+    assert graphs["condition"]["outputs"][0]["shape"] == ["batch", 1 + lines, 64]
+    assert graphs["denoiser"]["parity"]["max_abs_diff"] <= graphs["denoiser"]["parity"]["tolerance"]
+    a = load_engine(bdir, backend="torch").generate(video_12s, 2.0, candidates=2, seed=7, steps=4)
+    b = load_engine(bdir, backend="onnx", backend_options={"precision": "fp32"}).generate(
+        video_12s, 2.0, candidates=2, seed=7, steps=4)
+    for ca, cb in zip(a.candidates, b.candidates):
+        np.testing.assert_allclose(cb.mel, ca.mel, atol=2e-3)
+    assert not np.allclose(a.candidates[0].mel, a.candidates[1].mel)
 
 
 def test_int8_generation_stays_close_to_fp32(onnx_bundle: Path, engines, video_12s: Path) -> None:

@@ -159,3 +159,30 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
     assert [s for s, _ in list_checkpoints(tmp_path)] == [4]
     state = torch.load(tmp_path / "ckpt-00000004.pt", weights_only=False)
     assert all(torch.isfinite(v).all() for v in state["modules"]["toy"].values())
+
+
+def test_warm_start_loads_an_earlier_denoiser_and_leaves_only_the_new_temporal_path_at_init(tmp_path: Path) -> None:
+    from engine.errors import BundleError
+    from engine.nn.bundle import save_weights
+    from engine.nn.denoiser import build_denoiser
+    from training.stages.denoiser import warm_start
+
+    tiny = {"depth": 3, "hidden_size": 64, "num_heads": 2, "decode_layer": 1}
+    torch.manual_seed(0)
+    old = build_denoiser(DIFF_FOLEY, "T", **tiny)
+    with torch.no_grad():
+        for p in old.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # trained-looking weights, zero-initialised layers included
+    save_weights(tmp_path / "old.safetensors", old)
+    new = build_denoiser(DIFF_FOLEY, "T", temporal_condition=True, **tiny)
+    assert warm_start(new, str(tmp_path / "old.safetensors")) == ["temporal_feat.bias", "temporal_feat.weight"]
+    x, t = torch.randn(2, *DIFF_FOLEY.latent_shape), torch.tensor([5.0, 700.0])
+    v = torch.randn(2, DIFF_FOLEY.num_frames, DIFF_FOLEY.feature_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(new(x, t, v), old(x, t, v), rtol=0, atol=0)
+    # another size, or a file that is not weights, is refused with what to give instead
+    with pytest.raises(BundleError, match="does not fit.*same preset"):
+        warm_start(build_denoiser(DIFF_FOLEY, "T", **{**tiny, "hidden_size": 32}), str(tmp_path / "old.safetensors"))
+    (tmp_path / "bad.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(BundleError, match="cannot be read.*denoiser.safetensors"):
+        warm_start(new, str(tmp_path / "bad.safetensors"))

@@ -113,6 +113,40 @@ def build_model(ctx: RunContext) -> MDSGen:
     return build_denoiser(ctx.spec, c.preset, mask_ratio=c.mask_ratio, **c.overrides)
 
 
+#: Parameters a warm start may lack: they are new in this config and zero-initialised (MDSGen's output is unchanged).
+WARM_START_NEW = ("temporal_feat.",)
+
+
+def warm_start(model: MDSGen, path: str) -> list[str]:
+    """Load an earlier run's denoiser weights into `model`; returns the parameters left at their init.
+
+    Every weight of the file must fit the model (same preset and grid); the model may have more, but only the
+    zero-initialised extensions of `WARM_START_NEW`, so the loaded model computes exactly what the old one did."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from engine.errors import BundleError
+    from engine.nn.bundle import is_derived
+
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError) as exc:
+        raise BundleError(f"denoiser.init_from {path!r} cannot be read ({exc}); give the denoiser.safetensors "
+                          "of an earlier run (runs/<name>/stages/denoiser/denoiser.safetensors)") from exc
+    expected = model.state_dict()
+    missing = sorted(k for k in expected if k not in state and not is_derived(k))
+    fresh = [k for k in missing if k.startswith(WARM_START_NEW)]
+    bad = [k for k in missing if k not in fresh]
+    unexpected = sorted(k for k in state if k not in expected)
+    wrong = sorted(k for k in state if k in expected and tuple(state[k].shape) != tuple(expected[k].shape))
+    if bad or unexpected or wrong:
+        raise BundleError(f"denoiser.init_from {path!r} does not fit this denoiser config (missing {bad[:4]}, "
+                          f"unexpected {unexpected[:4]}, wrong shape {wrong[:4]}); warm-start from a run with the "
+                          "same preset and spec")
+    model.load_state_dict(state, strict=False)
+    return fresh
+
+
 def conditions(feats: list[np.ndarray], lat: LatentSet, rows: np.ndarray, frames: int) -> torch.Tensor:
     """(B, frames, 512) video features of latent rows."""
     return torch.from_numpy(np.stack([feats[lat.clip[r]][lat.frame[r] : lat.frame[r] + frames] for r in rows]))
@@ -136,7 +170,11 @@ def run(ctx: RunContext) -> dict[str, Any]:
     scale = float(vae_rec["latent_scale"])
 
     torch.manual_seed(ctx.seed)
-    model = build_model(ctx).to(ctx.device)
+    model = build_model(ctx)
+    if c.init_from:
+        fresh = warm_start(model, c.init_from)
+        log.info("denoiser: warm start from %s (left at init: %s)", c.init_from, ", ".join(fresh) or "nothing")
+    model = model.to(ctx.device)
     ema = EMA(model, c.ema_decay, c.ema_warmup)
     params = list(model.parameters())
     opt = build_optimizer(params, c.optim)
