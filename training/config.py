@@ -152,6 +152,9 @@ class DenoiserStageConfig:
     ema_decay: float = 0.9999
     ema_warmup: bool = True  # decay_t = min(decay, (1 + t) / (10 + t)), so short runs get a useful EMA
     sample_steps: int = 25  # DPM-Solver steps for the sample PNGs
+    # warm start: the denoiser.safetensors (EMA weights) of an earlier run; parameters this config adds (the
+    # zero-initialised temporal_feat of overrides.temporal_condition) keep their init, anything else must match
+    init_from: str | None = None
     loop: LoopConfig = field(default_factory=LoopConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adan", lr=5e-4, weight_decay=0.02))
 
@@ -441,12 +444,19 @@ def stage_digest(cfg: TrainConfig, stage: str) -> str:
     for k in ("workers", "cache_dir"):  # how preprocessing runs does not change what it produces
         data.pop(k)
     parts: dict[str, Any] = {"spec": cfg.spec, "data": data, "seed": cfg.runtime.seed, "bf16": cfg.runtime.bf16}
+    models = ["vae", "vocoder", "projection", "denoiser"]
     deps = {"vae": ["vae"], "vocoder": ["vocoder"], "projection": ["projection"],
-            "denoiser": ["vae", "projection", "denoiser"]}
+            "denoiser": ["vae", "projection", "denoiser"],
+            "export": [*models, "export"], "evaluate": [*models, "export", "evaluate"]}  # the bundle of them all
     for d in deps.get(stage, []):
         section = dataclasses.asdict(getattr(cfg, d))
-        section["loop"].pop("log_every", None)
+        if "loop" in section:
+            section["loop"].pop("log_every", None)
         if d == "denoiser" and section.get("mask_kind") == "tam":
             section.pop("mask_kind")  # added later at its old behaviour: runs trained before it stay valid
+        if d == "denoiser" and section.get("init_from") is None:
+            section.pop("init_from")  # likewise
+        if d == "vocoder" and stage == "vocoder":
+            section["use"] = "auto"  # the export's choice, not the trained weights' (its old value: runs stay valid)
         parts[d] = section
     return digest(parts)

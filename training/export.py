@@ -46,7 +46,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     from training.stages.denoiser import load_trained_denoiser
     from training.stages.projection import load_trained_projection, projection_config
     from training.stages.vae import load_trained_vae
-    from training.stages.vocoder import load_trained_vocoder
+    from training.stages.vocoder import load_trained_vocoder, use_neural_vocoder
 
     cfg = ctx.cfg
     recs = {s: require(ctx, s) for s in ("vae", "vocoder", "projection", "denoiser")}
@@ -55,7 +55,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
     fe = VideoFeatureModel(config=projection_config(ctx))
     fe.encoder.backbone.load_state_dict(load_pretrained_backbone_state(), strict=False)
     fe.projection.load_state_dict(load_trained_projection(ctx).state_dict())
-    voc = load_trained_vocoder(ctx) if recs["vocoder"]["use_neural"] else None
+    use_neural = use_neural_vocoder(cfg.vocoder.use, recs["vocoder"]["beats_griffin_lim"])
+    voc = load_trained_vocoder(ctx) if use_neural else None
 
     out = ctx.run_dir / "bundle"
     tmp = ctx.run_dir / "bundle.tmp"

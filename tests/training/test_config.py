@@ -46,6 +46,14 @@ def test_stage_digests_depend_on_their_inputs_only() -> None:
     c = load_config("tiny", ["vae.loop.steps=5"])
     assert stage_digest(a, "denoiser") != stage_digest(c, "denoiser")  # the denoiser depends on the VAE
     assert stage_digest(a, "vocoder") == stage_digest(c, "vocoder")
+    # the bundle is made of every model stage: another vocoder (or anything else) re-exports it
+    v = load_config("tiny", ["vocoder.loop.steps=7"])
+    assert stage_digest(a, "export") != stage_digest(v, "export") != stage_digest(c, "export")
+    assert stage_digest(a, "evaluate") != stage_digest(b, "evaluate")
+    # which vocoder the bundle uses is the export's choice: the trained vocoder stays valid
+    gl = load_config("tiny", ["vocoder.use=griffin-lim"])
+    assert stage_digest(a, "vocoder") == stage_digest(gl, "vocoder")
+    assert stage_digest(a, "export") != stage_digest(gl, "export")
 
 
 def test_the_mask_kind_changes_the_denoiser_digest_but_tam_keeps_older_runs_valid() -> None:
@@ -67,5 +75,8 @@ def test_the_mask_kind_changes_the_denoiser_digest_but_tam_keeps_older_runs_vali
         section = dataclasses.asdict(getattr(tam, d))
         section["loop"].pop("log_every", None)
         section.pop("mask_kind", None)
+        section.pop("init_from", None)  # likewise: unset, it leaves older runs valid
         parts[d] = section
     assert digest(parts) == stage_digest(tam, "denoiser")
+    warm = load_config("tiny", ["denoiser.init_from=/runs/a/stages/denoiser/denoiser.safetensors"])
+    assert stage_digest(warm, "denoiser") != stage_digest(tam, "denoiser")

@@ -446,7 +446,8 @@ def test_ship_writes_the_bundle_card_attribution_and_silent_demo_clips(built, tm
     from training import ship
 
     run = tmp_path / "run"
-    random_bundle(run / "bundle", spec=DIFF_FOLEY, preset="T", vocoder="griffin-lim")
+    random_bundle(run / "bundle", spec=DIFF_FOLEY, preset="T", vocoder="griffin-lim",
+                  denoiser_overrides={"temporal_condition": True})
     (run / "timings.json").write_text(json.dumps({"vae": 10.0, "denoiser": 20.0}))
     ev = tmp_path / "eval"
     ev.mkdir()
@@ -468,6 +469,8 @@ def test_ship_writes_the_bundle_card_attribution_and_silent_demo_clips(built, tm
     assert 0 < check["torch_mel_mean_abs_diff"] < 0.01, check
     card = (out / "MODEL_CARD.md").read_text()
     assert "CC BY-SA 3.0" in card and "| generated | 50.0 % |" in card and "90.0 %" in card
+    assert "(12 layers, width 192, 3 heads)" in card and "Not the paper's conditioning alone" in card
+    assert "- Vocoder: Griffin-Lim (32 iterations)" in card  # this bundle's vocoder
     assert (out / "attribution.csv").read_text() == (built["a"] / "attribution.csv").read_text()
     clips = json.loads((demo / "test_clips.json").read_text())
     assert 1 <= len(clips) <= 2 and len({c["family"] for c in clips}) == len(clips)

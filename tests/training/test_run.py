@@ -4,13 +4,16 @@ provenance in its manifest, skipping finished stages, refusing a changed config.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _train_helpers import REPO, base_args, run_cmd, training_env
+from _train_helpers import REPO, base_args, fork_run, run_cmd, training_env
+
+from engine.manifest import load_manifest
 
 STAGES = ("vae", "vocoder", "projection", "denoiser", "export", "evaluate")
 
@@ -97,6 +100,26 @@ def test_a_changed_config_is_refused_not_silently_reused(tiny_run: Path, synthet
     assert proc.returncode == 2
     assert "stage vae" in proc.stderr and "another config" in proc.stderr
     assert (tiny_run / "config.yaml").read_text() == config_before
+
+
+def test_a_stale_export_is_redone_with_the_new_settings(tiny_run: Path, synthetic_videos: Path,
+                                                        train_root: Path) -> None:
+    """Export packages the trained stages: other settings (here the sampler steps and the vocoder choice, which is
+    the export's, not the vocoder stage's) re-export instead of refusing or silently keeping the old bundle."""
+    run = fork_run(tiny_run, "reexport", ("vae", "vocoder", "projection", "denoiser", "export"))
+    shutil.copytree(tiny_run / "bundle", run / "bundle")
+    before = load_manifest(run / "bundle")
+    flip = "griffin-lim" if before.components["vocoder"].type != "griffin-lim" else "neural"
+    args = [*base_args(synthetic_videos, train_root, "reexport"), "--stages", "export",
+            "--set", f"export.sampler_steps={before.sampler_defaults['steps'] + 3}", "--set", f"vocoder.use={flip}"]
+    run_cmd(args)
+    assert "stage export: made from other models or settings" in (run / "train.log").read_text()
+    after = load_manifest(run / "bundle")
+    assert after.sampler_defaults["steps"] == before.sampler_defaults["steps"] + 3
+    assert (after.components["vocoder"].type == "griffin-lim") == (flip == "griffin-lim")
+    log_before = (run / "train.log").read_text()
+    run_cmd(args)
+    assert "stage export: done, skipped" in (run / "train.log").read_text()[len(log_before):]
 
 
 @pytest.mark.parametrize("bad, words", [(["--set", "vae.loop.steps=x"], "expected an integer"),

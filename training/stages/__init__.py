@@ -64,6 +64,10 @@ class RunContext:
         return clips[:n]
 
 
+#: Stages that only package or measure the trained models: cheap, so a stale one is redone rather than refused.
+REDONE_WHEN_STALE = ("export", "evaluate")
+
+
 def done_record(ctx: RunContext, stage: str) -> dict[str, Any] | None:
     """The stage's done.json if it finished with the current config; None if it has not finished."""
     path = ctx.stage_dir(stage) / "done.json"
@@ -71,6 +75,10 @@ def done_record(ctx: RunContext, stage: str) -> dict[str, Any] | None:
         return None
     rec = json.loads(path.read_text(encoding="utf-8"))
     want = stage_digest(ctx.cfg, stage)
+    if rec.get("digest") != want and stage in REDONE_WHEN_STALE:
+        log.info("stage %s: made from other models or settings (digest %s != %s); it will be redone", stage,
+                 rec.get("digest"), want)
+        return None
     if rec.get("digest") != want:
         raise StageError(
             f"stage {stage} in {ctx.run_dir} was trained with another config (digest {rec.get('digest')} != {want}). "

@@ -81,6 +81,13 @@ def vocode(voc: Vocoder, mels: np.ndarray, device: torch.device) -> np.ndarray:
     return np.stack([voc(torch.from_numpy(m[None]).to(device))[0].float().cpu().numpy() for m in mels])
 
 
+def use_neural_vocoder(use: str, beats_griffin_lim: bool) -> bool:
+    """The export's choice: `vocoder.use` neural / griffin-lim, or (auto) the neural one if it beat Griffin-Lim's
+    validation lsd. Not part of the stage: the trained weights do not depend on it, so a run may re-export with
+    another choice (`--set vocoder.use=griffin-lim --stages export`)."""
+    return use == "neural" or (use == "auto" and beats_griffin_lim)
+
+
 def run(ctx: RunContext) -> dict[str, Any]:
     rec = done_record(ctx, NAME)
     if rec is not None:
@@ -158,7 +165,6 @@ def run(ctx: RunContext) -> dict[str, Any]:
         return done_record(ctx, NAME) or {}
     save_weights(sdir / "vocoder.safetensors", voc)
     beats = metrics["lsd"] < metrics["gl_lsd"]
-    use_neural = c.use == "neural" or (c.use == "auto" and beats)
     plot_losses(sdir / "losses.csv", sdir / "losses.png", "stage 2: vocoder")
     pred = vocode(voc, mels[:3], ctx.device)
     if gl_wavs is None:
@@ -174,9 +180,10 @@ def run(ctx: RunContext) -> dict[str, Any]:
         write_wav(sdir / f"val{i}_neural.wav", pred[i], spec.sample_rate)
         write_wav(sdir / f"val{i}_real.wav", wavs[i], spec.sample_rate)
     out = mark_done(ctx, NAME, {"config": voc.config.to_dict(), "metrics": metrics, "beats_griffin_lim": beats,
-                                "use_neural": use_neural, "griffin_lim_iters": c.griffin_lim_iters,
+                                "griffin_lim_iters": c.griffin_lim_iters,
                                 "params": sum(p.numel() for p in gparams)})
-    log.info("vocoder: lsd %.4f vs Griffin-Lim %.4f -> %s", metrics["lsd"], metrics["gl_lsd"],
-             "neural vocoder" if use_neural else "Griffin-Lim")
+    log.info("vocoder: lsd %.4f vs Griffin-Lim %.4f (%s); the export uses %s (vocoder.use: %s)", metrics["lsd"],
+             metrics["gl_lsd"], "beats it" if beats else "does not beat it",
+             "the neural vocoder" if use_neural_vocoder(c.use, beats) else "Griffin-Lim", c.use)
     d.barrier()
     return out
