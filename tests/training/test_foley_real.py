@@ -448,7 +448,9 @@ def test_ship_writes_the_bundle_card_attribution_and_silent_demo_clips(built, tm
     run = tmp_path / "run"
     random_bundle(run / "bundle", spec=DIFF_FOLEY, preset="T", vocoder="griffin-lim",
                   denoiser_overrides={"temporal_condition": True})
-    (run / "timings.json").write_text(json.dumps({"vae": 10.0, "denoiser": 20.0}))
+    (run / "stages" / "denoiser").mkdir(parents=True)
+    (run / "stages" / "denoiser" / "losses.csv").write_text(
+        "step,split,metric,value\n10,train,sec_per_step,2.0\n10,train,loss,0.5\n30,train,sec_per_step,5.0\n")
     ev = tmp_path / "eval"
     ev.mkdir()
     (ev / "metrics.json").write_text(json.dumps({"clips": 3, "candidates": 1, "steps": 25, "backend": "onnx",
@@ -471,6 +473,7 @@ def test_ship_writes_the_bundle_card_attribution_and_silent_demo_clips(built, tm
     assert "CC BY-SA 3.0" in card and "| generated | 50.0 % |" in card and "90.0 %" in card
     assert "(12 layers, width 192, 3 heads)" in card and "Not the paper's conditioning alone" in card
     assert "- Vocoder: Griffin-Lim (32 iterations)" in card  # this bundle's vocoder
+    assert "denoiser 2 min (30 steps); 0.0 h in all" in card  # 10 x 2 s + 20 x 5 s, from the loss log
     assert (out / "attribution.csv").read_text() == (built["a"] / "attribution.csv").read_text()
     clips = json.loads((demo / "test_clips.json").read_text())
     assert 1 <= len(clips) <= 2 and len({c["family"] for c in clips}) == len(clips)
@@ -484,3 +487,19 @@ def test_ship_writes_the_bundle_card_attribution_and_silent_demo_clips(built, tm
     assert "DPM-Solver++(2M), 10 steps" in (out / "MODEL_CARD.md").read_text()
     assert ship.main([*args, "--steps", "0"]) == 2
     assert ship.main([*args, "--precision", "int8"]) == 2  # no int8 graph to choose
+
+
+def test_the_model_card_says_which_metrics_beat_the_shuffled_control():
+    from training.ship import control_comparison
+
+    m = {"onset": {"generated@0.1s": {"ap": 0.70}, "shuffled@0.1s": {"ap": 0.68}, "generated@0.3s": {"ap": 0.9}},
+         "category": {"generated": {"category_acc": 0.40, "family_acc": 0.5}, "shuffled": {"category_acc": 0.1,
+                                                                                             "family_acc": 0.45}},
+         "alignment": {"generated": {"accuracy": 0.9}, "shuffled": {"accuracy": 0.2}},
+         "fad": {"generated": 100.0, "shuffled": 200.0}}
+    text = control_comparison(m)
+    above, level = text.split("not clearly above it in")
+    assert "category accuracy 40.0 % vs 10.0 %" in above and "alignment accuracy 90.0 %" in above
+    assert "FAD 100.0 vs 200.0" in above
+    assert "onset AP 0.7 vs 0.68" in level and "scene family accuracy 50.0 % vs 45.0 %" in level
+    assert control_comparison({"fad": {"generated": 1.0}}) == ""  # no shuffled control: nothing to say
