@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the bundled material, offline: generate 4 Foley candidates for the demo excerpt and mux one.
-# Uses the shipped default model (resources/models/default) when it is present. Until the trained default model
-# lands, it builds the tests' tiny bundle with RANDOM weights and its ONNX graphs: the pipeline runs end to end on
-# ONNX Runtime (the backend `auto` picks for a bundle with graphs), the sound is noise.
+# Uses the shipped default model (resources/models/default). Without it (a checkout that removed it), it builds the
+# tests' tiny bundle with RANDOM weights and its ONNX graphs and says so: the pipeline runs end to end on ONNX
+# Runtime (the backend `auto` picks for a bundle with graphs), the sound is noise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VIDEO=${1:-resources/demo/bbb_excerpt.mp4}
@@ -12,7 +12,7 @@ bundle_args=()
 if [ ! -f resources/models/default/manifest.json ]; then
   bundle=${BUNDLE:-$OUT/random-test-bundle}
   if [ ! -f "$bundle/manifest.json" ] || ! grep -q '"graphs"' "$bundle/manifest.json"; then
-    echo "demo: no default model is shipped yet; building a RANDOM-weight test bundle with ONNX graphs in $bundle" >&2
+    echo "demo: resources/models/default is missing; building a RANDOM-weight test bundle with ONNX graphs in $bundle" >&2
     .venv/bin/python - "$bundle" <<'PY'
 import sys
 from pathlib import Path
