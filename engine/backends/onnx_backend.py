@@ -16,7 +16,6 @@ variant: measured fastest on this project's AVX-512 VNNI CPUs), or as asked; on 
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import warnings
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.audio import istft as audio_istft
 from engine.errors import BackendUnavailableError, BundleError, InvalidRequestError
 from engine.graphs import PRECISIONS, GraphIO, components_without_graphs, graphs_for_components
 from engine.manifest import ModelManifest
@@ -108,47 +108,10 @@ def session_options(*, threads: int | None = None, optimization: str = DEFAULT_O
     return so
 
 
-@functools.lru_cache(maxsize=8)
-def _overlap_add_envelope(n_fft: int, hop: int, frames: int) -> np.ndarray:
-    """Sum of the squared Hann windows at every sample of the overlap-added signal, (n_fft + hop*(frames-1),)."""
-    window = np.hanning(n_fft + 1)[:-1]  # periodic Hann, as torch.hann_window and librosa use
-    return _overlap_add((window**2)[None, None, :].repeat(frames, axis=1), hop)[0]
-
-
-def _overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
-    """(B, T, n) frames -> (B, n + hop*(T-1)) overlap-added signal."""
-    b, t, n = frames.shape
-    out = np.zeros((b, n + hop * (t - 1)), dtype=frames.dtype)
-    if n % hop == 0:  # n/hop strided adds of whole blocks, no per-frame loop
-        r = n // hop
-        blocks = frames.reshape(b, t, r, hop)  # (B, T, r, hop)
-        for j in range(r):
-            out[:, j * hop : j * hop + t * hop] += blocks[:, :, j, :].reshape(b, t * hop)
-    else:
-        for k in range(t):
-            out[:, k * hop : k * hop + n] += frames[:, k]
-    return out
-
-
 def istft(log_mag: np.ndarray, phase: np.ndarray, *, n_fft: int, hop_length: int, length: int) -> np.ndarray:
-    """Inverse STFT of (B, n_fft/2+1, T) log-magnitude and phase -> (B, length) float32.
-
-    The numpy twin of `engine.nn.vocoder.istft` (torch.istft with a periodic Hann window, center=True): frames are
-    irfft'd, windowed, overlap-added and divided by the summed squared window; the n_fft/2 padding is cut.
-    (librosa.istft computes the same but compiles numba code for seconds on its first call.)
-    """
+    """Inverse STFT of (B, n_fft/2+1, T) log-magnitude and phase -> (B, length) float32 (`engine.audio.istft`)."""
     spec = np.exp(log_mag.astype(np.float32)) * np.exp(1j * phase.astype(np.float32))  # (B, F, T) complex
-    frames = np.fft.irfft(spec, n=n_fft, axis=1).astype(np.float32)  # (B, n_fft, T)
-    window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
-    frames = frames.transpose(0, 2, 1) * window  # (B, T, n_fft)
-    signal = _overlap_add(frames, hop_length)  # (B, n_fft + hop*(T-1))
-    env = _overlap_add_envelope(n_fft, hop_length, frames.shape[1])
-    start = n_fft // 2
-    signal, env = signal[:, start : start + length], env[start : start + length]
-    out = np.zeros((signal.shape[0], length), dtype=np.float32)
-    n = signal.shape[1]
-    out[:, :n] = signal / np.where(env > 1e-11, env, 1.0).astype(np.float32)
-    return out
+    return audio_istft(spec, n_fft=n_fft, hop_length=hop_length, length=length)
 
 
 class OnnxBackend:

@@ -77,6 +77,32 @@ def test_mel_inverse_is_librosas_nnls(spec) -> None:
     assert np.abs(audio.mel_basis(spec) @ ours - mel).sum() / mel.sum() < 0.05  # measured 0.4-3.7 %
 
 
+def test_numpy_stft_pair_matches_librosa_and_inverts() -> None:
+    """Griffin-Lim's numpy STFT is librosa's (periodic Hann, centred, reflect padding), and istft inverts it."""
+    import librosa
+
+    x = _test_signal(20_000)[None]
+    ours = audio.stft(x, n_fft=1024, hop_length=256)
+    ref = librosa.stft(x[0], n_fft=1024, hop_length=256, window="hann", center=True, pad_mode="reflect")
+    assert ours.shape == (1, *ref.shape)
+    assert np.abs(ours[0] - ref).max() < 1e-4 * np.abs(ref).max()
+    back = audio.istft(ours, n_fft=1024, hop_length=256, length=20_000)
+    np.testing.assert_allclose(back, x, atol=1e-4)
+
+
+def test_griffin_lim_is_as_good_as_librosas() -> None:
+    """Same algorithm as librosa.griffinlim (which compiles numba code in every new process): same mel error."""
+    import librosa
+
+    mel = audio.wav_to_mel(_test_signal(DIFF_FOLEY.num_samples), DIFF_FOLEY)
+    ours = audio.wav_to_mel(audio.griffin_lim(mel, DIFF_FOLEY, n_iter=16, seed=0), DIFF_FOLEY)
+    mag = audio.mel_to_magnitude(audio.decompress(np.concatenate([mel, mel[:, -1:]], -1), DIFF_FOLEY), DIFF_FOLEY)
+    ref = librosa.griffinlim(mag, n_iter=16, hop_length=256, win_length=1024, window="hann", center=True,
+                             length=DIFF_FOLEY.num_samples, init="random", random_state=np.random.RandomState(0))
+    e_ours, e_ref = np.abs(ours - mel).mean(), np.abs(audio.wav_to_mel(ref, DIFF_FOLEY) - mel).mean()
+    assert e_ours < 1.1 * e_ref, (e_ours, e_ref)
+
+
 def test_griffin_lim_is_seeded() -> None:
     mel = audio.wav_to_mel(_test_signal(DIFF_FOLEY.num_samples), DIFF_FOLEY)
     a = audio.griffin_lim(mel, DIFF_FOLEY, n_iter=4, seed=1)
