@@ -208,6 +208,22 @@ def istft(spec: np.ndarray, *, n_fft: int, hop_length: int, length: int) -> np.n
     return out
 
 
+#: Peak ceiling of generated audio: -0.09 dBFS, below the point where a fixed-point WAV or AAC encoder clips.
+PEAK_CEILING = 0.99
+
+
+def limit_peak(wav: np.ndarray, ceiling: float = PEAK_CEILING) -> tuple[np.ndarray, float]:
+    """Scale a waveform down (never up) so that its peak is at most `ceiling`; returns it and the gain in dB (<= 0).
+
+    Decoded mels at the top of the Diff-Foley range (+20 dB) make waveforms beyond full scale, which a WAV file
+    would clip (2-4 % of the samples of the shipped model's loud takes); one gain keeps the take's dynamics."""
+    peak = float(np.max(np.abs(wav))) if wav.size else 0.0
+    if peak <= ceiling:
+        return wav, 0.0
+    gain = ceiling / peak
+    return (wav * gain).astype(np.float32), float(20.0 * np.log10(gain))
+
+
 def peak_normalize(wav: np.ndarray, peak: float = 0.5) -> np.ndarray:
     """Remove the mean and scale to `peak` (AudioLDM's waveform pre-normalisation); silence stays silence."""
     w = wav - np.mean(wav, axis=-1, keepdims=True)

@@ -349,9 +349,11 @@ class FoleyEngine:
             "backend": self.backend.name,
             "vocoder": self.manifest.components["vocoder"].type,
         }
+        limited = [audio.limit_peak(w) for w in wavs]  # no take leaves the engine beyond full scale
         cands = [
-            Candidate(index=k, seed=s, audio=wavs[k], mel=mel[k], sample_rate=self.spec.sample_rate,
-                      settings={**settings_common, "seed": s, "candidate": k})
+            Candidate(index=k, seed=s, audio=limited[k][0], mel=mel[k], sample_rate=self.spec.sample_rate,
+                      settings={**settings_common, "seed": s, "candidate": k,
+                                "peak_gain_db": round(limited[k][1], 2)})
             for k, s in enumerate(seeds)
         ]
         return GenerationResult(

@@ -138,3 +138,13 @@ def test_peak_normalize_and_rms() -> None:
     assert np.max(np.abs(y)) == pytest.approx(0.5) and abs(y.mean()) < 1e-6
     assert audio.rms_dbfs(np.zeros(10, np.float32)) == float("-inf")
     assert audio.rms_dbfs(np.ones(10, np.float32)) == pytest.approx(0.0)
+
+
+def test_limit_peak_only_turns_down_what_would_clip() -> None:
+    quiet = np.array([0.2, -0.5, 0.98], np.float32)
+    same, gain = audio.limit_peak(quiet)
+    assert same is quiet and gain == 0.0
+    loud = np.array([0.5, -2.0, 1.0], np.float32)
+    out, gain = audio.limit_peak(loud)
+    np.testing.assert_allclose(out, loud * (audio.PEAK_CEILING / 2.0), rtol=1e-6)
+    assert np.abs(out).max() == pytest.approx(audio.PEAK_CEILING) and gain == pytest.approx(20 * np.log10(0.495))
