@@ -46,9 +46,10 @@ def mel_to_magnitude(mel_linear: np.ndarray, spec: SegmentSpec) -> np.ndarray:
     """Linear-magnitude mel (..., n_mels, frames) -> a non-negative |STFT| (..., n_fft/2+1, frames).
 
     The filterbank's non-negative least-squares inverse as librosa's `mel_to_stft` computes it: its L-BFGS-B starts
-    from the clipped pseudo-inverse and, on our mels, stops there (max relative difference 2e-7, measured on real
-    and generated segments; tests/engine/test_audio.py checks it), but takes 0.7-2.4 s per 8 s segment on one core,
-    ten times Griffin-Lim's own 32 iterations. So the pseudo-inverse is computed once per spec and clipped here.
+    from the clipped pseudo-inverse and, on our mels, stops there (relative difference 2e-7, measured on two real
+    validation segments; tests/engine/test_audio.py checks < 1e-4 on a synthetic one), but takes 0.7-2.4 s per 8 s
+    segment on one core, ten times Griffin-Lim's own 32 iterations. So the pseudo-inverse is computed once per spec
+    and clipped here.
     """
     pinv = _mel_pinv(spec.sample_rate, spec.n_fft, spec.n_mels, spec.fmin, spec.fmax)  # (F, n_mels)
     return np.maximum(np.einsum("fm,...mt->...ft", pinv, np.asarray(mel_linear, np.float32), optimize=True), 0.0)

@@ -216,6 +216,8 @@ def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest:
                summary: str, demo: list[dict[str, Any]]) -> str:
     cfg = manifest.provenance.get("training_config", {})
     times = training_times(run, cfg)
+    hours = sum(v[1] for v in times.values()) / 3600
+    versus_control = control_comparison(metrics)
     report = manifest.provenance.get("data_report", {})
     settings = data_manifest.get("settings", {})
     splits = {s: report.get("splits", {}).get(s, {}).get("clips") for s in ("train", "val", "test")}
@@ -247,8 +249,8 @@ def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest:
            "time lines of the token grid gets the projected video feature of its moment, added to its tokens "
            "through a zero-initialised Linear (`temporal_condition`; docs/results.md says why)."
            if dcfg.get("temporal_condition") else "")
-        + (f" Warm-started from `{den['init_from']}` (an earlier run's denoiser; its training is not in the stage "
-           "times below, see docs/results.md for the whole lineage)." if den.get("init_from") else ""),
+        + (f" Warm-started from `{den['init_from']}` (an earlier run's denoiser; its steps are counted in the "
+           "training time below, docs/results.md has the whole lineage)." if den.get("init_from") else ""),
         f"- VAE: diffusers AutoencoderKL, blocks {vae.get('block_out_channels')}, 128x512 mel -> 4x16x64 latent, "
         f"{vae.get('loop', {}).get('steps')} steps.",
         vocoder_line(manifest.components["vocoder"].type, voc, val.get("vocoder", {})),
@@ -269,7 +271,7 @@ def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest:
         "Training time on the 2-core CPU (AVX-512 bf16) it was trained on, summed from each stage's loss log (seconds "
         "per step x steps, so time before a resume counts and a warm start's source run is included): "
         + ", ".join(f"{k} {v[1] / 60:.0f} min ({v[0]} steps)" for k, v in times.items())
-        + f"; {sum(v[1] for v in times.values()) / 3600:.1f} h in all. Stages are deterministic by seed and skipped "
+        + f"; {hours:.1f} h in all. Stages are deterministic by seed and skipped "
         "when done with the same config digest; docs/results.md has the commands of every run in its lineage.",
         "",
         f"Data: {report.get('clips', '?')} clips of 10 s (train {splits['train']} / val {splits['val']} / test "
@@ -293,12 +295,12 @@ def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest:
         "",
         "## Known limits",
         "",
-        f"- Trained on {sum(v[1] for v in times.values()) / 3600:.1f} h of CPU time and ~2 hours of rendered "
+        f"- Trained on {hours:.1f} h of CPU time and ~2 hours of rendered "
         "scenes: it knows 26 event categories (footsteps on "
         "six grounds, impacts on wood/metal/stone/flesh/dirt, shields, swords, tools, animals) and four ambiences, "
         "all from one game's sound library. Everything else (speech, music, vehicles, real film sound) is out of "
         "domain: on Big Buck Bunny it produces plausible-sounding but generic Foley, not the film's sounds.",
-        *([control_comparison(metrics)] if control_comparison(metrics) else []),
+        *([versus_control] if versus_control else []),
         "- Rendered, flat 2-D scenes: real footage looks different, so video features drift out of distribution.",
         "- 16 kHz mono, 8.2 s segments, mel up to 7.6 kHz: no air above 8 kHz; the editor crossfades segments.",
         "- Sync resolution is that of the 4 fps video features (0.25 s); onsets are placed within that grid.",

@@ -134,11 +134,10 @@ class DenoiserConfig:
             **PRESETS[preset]._asdict(),
         }
         fields.update(overrides)
-        if fields.get("temporal_condition") and fields.get("frames_per_line") is None:
-            grid = (fields["input_size"][0] // fields["patch_size"], fields["input_size"][1] // fields["patch_size"])
-            lines = grid[1] if fields["time_axis"] == "col" else grid[0]
-            fields["frames_per_line"] = spec.duration / lines * spec.video_fps
-        return cls(**fields)
+        cfg = cls(**fields)
+        if cfg.temporal_condition and cfg.frames_per_line is None:  # the spec knows the seconds and the frame rate
+            cfg = dataclasses.replace(cfg, frames_per_line=spec.duration / cfg.time_lines * spec.video_fps)
+        return cfg
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
