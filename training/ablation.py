@@ -1,6 +1,6 @@
 """`python -m training.ablation`: the paper's masking ablation (MDSGen Table 5) at a small budget on our data.
 
-    python -m training.ablation --base runs/default-s0 --steps 250 --kinds none,sam,fam,tam
+    python -m training.ablation --base runs/default-s0 --steps 400 --set vocoder.use=griffin-lim
 
 For each mask kind (none: the plain DiT loss; sam: random tokens, MDT's mask; fam: whole frequency lines; tam: whole
 time lines, MDSGen's choice) a run `<base>-mask-<kind>` beside the base run trains only the denoiser, with the same
@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--eval-steps", type=int, default=25, help="sampler steps of the evaluation")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default="docs/ablation", help="folder for ablation.md and ablation.json")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="a further config override for every kind (e.g. vocoder.use=griffin-lim); repeatable")
     ap.add_argument("--no-progress", action="store_true")
     return ap.parse_args(argv)
 
@@ -64,6 +66,7 @@ def kind_config(base: Path, kind: str, args: argparse.Namespace):
     ]
     if args.threads > 0:
         overrides.append(f"runtime.threads={args.threads}")
+    overrides.extend(args.overrides)  # last, so they win; the same for every kind
     if (base / "synthetic").is_dir():  # a synthetic-data base run (the tests): use its clips, do not make new ones
         overrides.append(f"data.inputs={json.dumps([str(base / 'synthetic')])}")
     return load_config(str(base / "config.yaml"), overrides)
@@ -140,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     setting = (f"MDSGen-T, {args.steps} denoiser steps of batch {args.batch_size} each (same seed, data, VAE and "
                f"projection: those of `{base.name}`), evaluated on {rows[0]['clips'] if rows else 0} test clips, "
-               f"1 take, {args.eval_steps} sampler steps, torch backend.")
+               f"1 take, {args.eval_steps} sampler steps, torch backend."
+               + (f" Overrides: {', '.join(f'`{o}`' for o in args.overrides)}." if args.overrides else ""))
     atomic_write_text(out / "ablation.json", json.dumps({"setting": setting, "rows": rows}, indent=1) + "\n")
     atomic_write_text(out / "ablation.md", setting + "\n\n" + table(rows) + "\n")
     print(table(rows))

@@ -16,6 +16,7 @@ from engine import (
     InvalidRequestError,
     Progress,
     SegmentOutOfRangeError,
+    audio,
     load_engine,
 )
 from engine.pipeline import load_feature_file
@@ -119,6 +120,19 @@ def test_griffin_lim_vocoder_bundle(tiny_bundle_gl: Path, video_12s: Path) -> No
     assert not e.backend.has_neural_vocoder and e.describe()["vocoder"] == "griffin-lim"
     res = e.generate(video_12s, 0.0, candidates=2, steps=2)
     assert res.candidates[0].audio.shape == (DIFF_FOLEY.num_samples,)
+
+
+def test_griffin_lim_takes_run_in_threads_in_order_with_progress_and_cancel(tiny_bundle_gl: Path) -> None:
+    e = load_engine(tiny_bundle_gl, backend="torch")
+    mel = np.random.default_rng(0).random((3, DIFF_FOLEY.n_mels, DIFF_FOLEY.mel_frames)).astype(np.float32) * 0.6
+    n_iter = int(e.manifest.components["vocoder"].config.get("n_iter", 32))
+    seen: list[tuple[int, int]] = []
+    wavs = e.mel_to_audio(mel, seeds=[5, 6, 7], on_item=lambda k, n: seen.append((k, n)))
+    for k, seed in enumerate([5, 6, 7]):  # each take is its own mel and seed, whichever thread ran it
+        np.testing.assert_allclose(wavs[k], audio.griffin_lim(mel[k], DIFF_FOLEY, n_iter=n_iter, seed=seed), atol=1e-6)
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    with pytest.raises(Cancelled):
+        e.mel_to_audio(mel, should_cancel=lambda: True)
 
 
 def test_missing_default_bundle_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

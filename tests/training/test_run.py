@@ -165,7 +165,7 @@ def test_the_evaluate_command_names_a_missing_bundle(tmp_path: Path) -> None:
 def test_the_masking_ablation_trains_each_kind_on_the_base_runs_stages(tiny_run: Path, tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "training.ablation", "--base", str(tiny_run), "--kinds", "none,sam", "--steps", "3",
            "--batch-size", "2", "--max-clips", "1", "--eval-steps", "2", "--threads", "1", "--no-progress",
-           "--out", str(tmp_path)]
+           "--set", "evaluate.candidates=2", "--out", str(tmp_path)]
     proc = subprocess.run(["nice", "-n", "10", *cmd], cwd=REPO, env=training_env(), capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -176,7 +176,9 @@ def test_the_masking_ablation_trains_each_kind_on_the_base_runs_stages(tiny_run:
         assert (run / "stages" / "vae").is_symlink(), "the base run's VAE is reused, not retrained"
         cfg = (run / "config.yaml").read_text()
         assert f"mask_kind: {r['kind']}" in cfg
+        assert "candidates: 2" in cfg, "--set reaches every kind's config"
         assert r["clips"] == 1 and 0.0 <= r["alignment_acc"] <= 1.0 and r["val_eps_mse"] > 0
     assert "SAM (random tokens)" in (tmp_path / "ablation.md").read_text()
+    assert "`evaluate.candidates=2`" in (tmp_path / "ablation.md").read_text()
     losses = (tiny_run.parent / "tiny-mask-none" / "stages" / "denoiser" / "losses.csv").read_text()
     assert "mse_masked" not in losses and "mse_masked" in (tiny_run / "stages" / "denoiser" / "losses.csv").read_text()
