@@ -45,11 +45,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def base_cache_dir(base: Path) -> Path:
+    """The feature cache the base run used: its `data.cache_dir`, else `<base>/cache` (training.run's default)."""
+    cfg = load_config(str(base / "config.yaml"), [])
+    return Path(cfg.data.cache_dir).expanduser() if cfg.data.cache_dir else base / "cache"
+
+
 def kind_config(base: Path, kind: str, args: argparse.Namespace):
     overrides = [
         f"name={json.dumps(f'{base.name}-mask-{kind}')}",
         f"runs_dir={json.dumps(str(base.parent))}",
-        f"data.cache_dir={json.dumps(str(base / 'cache'))}",
+        f"data.cache_dir={json.dumps(str(base_cache_dir(base)))}",
         f"denoiser.mask_kind={kind}",
         f"denoiser.loop.steps={args.steps}",
         f"denoiser.loop.batch_size={args.batch_size}",

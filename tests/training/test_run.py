@@ -182,3 +182,15 @@ def test_the_masking_ablation_trains_each_kind_on_the_base_runs_stages(tiny_run:
     assert "`evaluate.candidates=2`" in (tmp_path / "ablation.md").read_text()
     losses = (tiny_run.parent / "tiny-mask-none" / "stages" / "denoiser" / "losses.csv").read_text()
     assert "mse_masked" not in losses and "mse_masked" in (tiny_run / "stages" / "denoiser" / "losses.csv").read_text()
+
+
+def test_the_ablation_uses_the_base_runs_feature_cache(tmp_path: Path) -> None:
+    from training.ablation import base_cache_dir
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.yaml").write_text("inherit: tiny\nname: base\n", encoding="utf-8")
+    assert base_cache_dir(base) == base / "cache", "training.run's default cache folder"
+    (base / "config.yaml").write_text(f"inherit: tiny\nname: base\ndata:\n  cache_dir: {tmp_path / 'shared'}\n",
+                                      encoding="utf-8")
+    assert base_cache_dir(base) == tmp_path / "shared", "a run that shared another run's cache"
