@@ -139,8 +139,8 @@ def griffin_lim(mel: np.ndarray, spec: SegmentSpec, *, n_iter: int = 32, seed: i
     (librosa's algorithm: momentum 0.99, a seeded random initial phase so that results are reproducible) on this
     module's STFT pair. librosa's `griffinlim` computes the same but its inverse STFT is numba code that compiles
     or loads for 1.7-14 s in every new process (measured: 14.6 s in a fresh install's first generation). The loop
-    works frame-major with preallocated buffers and scipy's FFT (numpy 2's float32 rfft was ~5x slower here); it
-    releases the GIL, so `Engine.vocode` runs several takes in threads.
+    works frame-major with preallocated buffers and scipy's FFT (numpy 2's float32 rfft was several times slower on
+    these frames); it releases the GIL, so `FoleyEngine.mel_to_audio` runs several takes in threads.
     """
     mel = np.asarray(mel)
     # the centred STFT of num_samples has mel_frames + 1 frames; repeat the last one that wav_to_mel dropped

@@ -229,10 +229,9 @@ class FoleyEngine:
     ) -> np.ndarray:
         """Normalised mels (N, n_mels, frames) -> waveforms (N, num_samples) with the bundle's vocoder.
 
-        Griffin-Lim (a bundle without a neural vocoder) runs one mel per worker thread (as many threads as the
-        backend's, numpy and scipy release the GIL: 4 takes ran ~1.7x faster on 2 cores), seeded by `seeds[k]`, and
-        calls `on_item(done, N)` as each finishes; `should_cancel` is checked before each mel starts and after each
-        finishes.
+        Griffin-Lim (a bundle without a neural vocoder) runs one mel per worker thread (up to the backend's thread
+        count; numpy and scipy release the GIL), seeded by `seeds[k]`, and calls `on_item(done, N)` as each finishes;
+        `should_cancel` is checked before each mel starts and after each finishes.
         """
         mel = np.asarray(mel, np.float32)
         if self.backend.has_neural_vocoder:
