@@ -1,6 +1,6 @@
 """`python -m training.ablation`: the paper's masking ablation (MDSGen Table 5) at a small budget on our data.
 
-    python -m training.ablation --base runs/default-s0 --steps 400 --set vocoder.use=griffin-lim
+    python -m training.ablation --base runs/default-s1 --steps 400 --set vocoder.use=griffin-lim
 
 For each mask kind (none: the plain DiT loss; sam: random tokens, MDT's mask; fam: whole frequency lines; tam: whole
 time lines, MDSGen's choice) a run `<base>-mask-<kind>` beside the base run trains only the denoiser, with the same
@@ -72,9 +72,9 @@ def kind_config(base: Path, kind: str, args: argparse.Namespace):
     ]
     if args.threads > 0:
         overrides.append(f"runtime.threads={args.threads}")
-    overrides.extend(args.overrides)  # last, so they win; the same for every kind
     if (base / "synthetic").is_dir():  # a synthetic-data base run (the tests): use its clips, do not make new ones
         overrides.append(f"data.inputs={json.dumps([str(base / 'synthetic')])}")
+    overrides.extend(args.overrides)  # last, so they win; the same for every kind
     return load_config(str(base / "config.yaml"), overrides)
 
 
