@@ -138,68 +138,25 @@ def griffin_lim(mel: np.ndarray, spec: SegmentSpec, *, n_iter: int = 32, seed: i
     Mel inverse by non-negative least squares (`mel_to_magnitude`), then the fast Griffin-Lim of Perraudin et al.
     (librosa's algorithm: momentum 0.99, a seeded random initial phase so that results are reproducible) on this
     module's STFT pair. librosa's `griffinlim` computes the same but its inverse STFT is numba code that compiles
-    or loads for 1.7-14 s in every new process (measured: 14.6 s in a fresh install's first generation). The loop
-    works frame-major with preallocated buffers and scipy's FFT (numpy 2's float32 rfft was several times slower on
-    these frames); it releases the GIL, so `FoleyEngine.mel_to_audio` runs several takes in threads.
+    or loads for 1.7-14 s in every new process (measured: 14.6 s in a fresh install's first generation). The STFT
+    pair runs on scipy's FFT (numpy 2's float32 rfft was several times slower on these frames), which releases the
+    GIL, so `FoleyEngine.mel_to_audio` runs several takes in threads.
     """
     mel = np.asarray(mel)
     # the centred STFT of num_samples has mel_frames + 1 frames; repeat the last one that wav_to_mel dropped
     mel = np.concatenate([mel, mel[..., -1:]], axis=-1)
-    mag = mel_to_magnitude(decompress(mel, spec), spec)  # (F, T)
+    mag = mel_to_magnitude(decompress(mel, spec), spec)[None]  # (1, F, T)
     rng = np.random.default_rng(seed)
-    angles = np.exp(2j * np.pi * rng.random(mag.shape)).astype(np.complex64)  # (F, T)
-    mag, angles = np.ascontiguousarray(mag.T, np.float32), np.ascontiguousarray(angles.T)  # frame-major (T, F)
-    ola = _OverlapAdd(spec.n_fft, spec.hop_length, mag.shape[0], spec.num_samples)
+    angles = np.exp(2j * np.pi * rng.random(mag.shape)).astype(np.complex64)  # (1, F, T)
+    kw = {"n_fft": spec.n_fft, "hop_length": spec.hop_length}
     coef = np.float32(momentum / (1.0 + momentum))
     rebuilt = None
     for _ in range(n_iter):
         previous = rebuilt
-        rebuilt = ola.analyse(ola.synthesise(mag * angles))  # (T, F)
+        rebuilt = stft(istft(mag * angles, length=spec.num_samples, **kw), **kw)  # (1, F, T)
         angles = rebuilt.copy() if previous is None else rebuilt - coef * previous
         angles *= 1.0 / (np.abs(angles) + 1e-16)
-    return ola.synthesise(mag * angles).copy()
-
-
-class _OverlapAdd:
-    """The STFT pair of `stft`/`istft` for one signal length, frame-major (T, F), with reusable buffers: Griffin-Lim's
-    inner loop."""
-
-    def __init__(self, n_fft: int, hop: int, frames: int, length: int) -> None:
-        self.n_fft, self.hop, self.frames, self.length, self.pad = n_fft, hop, frames, length, n_fft // 2
-        if n_fft % hop:
-            raise ValueError(f"n_fft {n_fft} must be a multiple of hop {hop}")
-        self.window = _hann(n_fft)
-        env = _overlap_add_envelope(n_fft, hop, frames)[self.pad : self.pad + length]
-        self.inv_env = np.zeros(length, np.float32)
-        self.inv_env[: len(env)] = 1.0 / np.where(env > 1e-11, env, 1.0)
-        self.signal = np.empty(n_fft + hop * (frames - 1), np.float32)
-        self.padded = np.empty(length + 2 * self.pad, np.float32)
-
-    def synthesise(self, spec_t: np.ndarray) -> np.ndarray:
-        """(T, F) complex -> (length,) float32, a view of a buffer that the next call overwrites."""
-        frames = scipy.fft.irfft(spec_t, n=self.n_fft, axis=-1)  # (T, n_fft)
-        frames *= self.window
-        sig, hop, t = self.signal, self.hop, self.frames
-        sig[:] = 0.0
-        blocks = frames.reshape(t, self.n_fft // hop, hop)
-        for j in range(blocks.shape[1]):
-            sig[j * hop : j * hop + t * hop] += blocks[:, j, :].reshape(-1)
-        out = self.padded[self.pad : self.pad + self.length]
-        n = min(self.length, len(sig) - self.pad)
-        out[:n] = sig[self.pad : self.pad + n]
-        out[n:] = 0.0
-        out *= self.inv_env
-        return out
-
-    def analyse(self, wav: np.ndarray) -> np.ndarray:
-        """(length,) float32 -> (T, F) complex64, centred with reflect padding like `stft`."""
-        p, x = self.pad, self.padded
-        if not np.shares_memory(wav, x):  # synthesise's output already lies in place
-            x[p : p + self.length] = wav
-        x[:p] = x[2 * p : p : -1]  # reflect: x[p - k] = x[p + k]
-        x[p + self.length :] = x[p + self.length - 2 : self.length - 2 : -1]
-        frames = np.lib.stride_tricks.sliding_window_view(x, self.n_fft)[:: self.hop]  # (T, n_fft)
-        return scipy.fft.rfft(frames * self.window, axis=-1)
+    return istft(mag * angles, length=spec.num_samples, **kw)[0]
 
 
 @functools.lru_cache(maxsize=8)

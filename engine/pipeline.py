@@ -21,7 +21,7 @@ import numpy as np
 
 from engine import audio
 from engine.backends import Backend, BackendKind, get_backend
-from engine.backends.onnx_backend import cpu_threads
+from engine.backends.base import cpu_threads
 from engine.errors import BundleError, Cancelled, FeatureFileError, InvalidRequestError, VideoNotFoundError
 from engine.manifest import ModelManifest, load_manifest
 from engine.media import VideoInfo, read_frames, read_segment_frames

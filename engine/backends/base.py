@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+
+def cpu_threads() -> int:
+    """The CPU cores this process may run on (cgroup/affinity aware where the OS tells)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 class BackendKind(str, Enum):

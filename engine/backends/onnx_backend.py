@@ -17,7 +17,6 @@ variant: measured fastest on this project's AVX-512 VNNI CPUs), or as asked; on 
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from engine.audio import istft as audio_istft
+from engine.backends.base import cpu_threads
 from engine.errors import BackendUnavailableError, BundleError, InvalidRequestError
 from engine.graphs import PRECISIONS, GraphIO, components_without_graphs, graphs_for_components
 from engine.manifest import ModelManifest
@@ -37,14 +37,6 @@ CUDA = "CUDAExecutionProvider"
 #: Graph optimisation levels by name (`optimization=`); "all" was measured fastest (docs/benchmarks.md).
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 DEFAULT_OPTIMIZATION = "all"
-
-
-def cpu_threads() -> int:
-    """The CPU cores this process may run on (cgroup/affinity aware where the OS tells)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _ort() -> Any:
