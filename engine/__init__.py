@@ -2,7 +2,8 @@
 
 Public API:
     load_engine(bundle=None, backend="auto") -> FoleyEngine
-    FoleyEngine.generate(video, start, candidates=, seed=, steps=, guidance=, on_progress=, should_cancel=)
+    FoleyEngine.generate(video, start, candidates=, seed=, steps=, guidance=, hits=, on_progress=, should_cancel=)
+    FoleyEngine.detect_hits(video, start) -> [seconds from start]; .takes_hits, .has_hit_detector
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from engine.errors import (
     VideoNotFoundError,
     VideoReadError,
 )
+from engine.hits import MAX_HITS, check_hits, parse_hits_arg
 from engine.manifest import ModelManifest, atomic_write_text, load_manifest
 from engine.media import FrameBatch, VideoInfo, mux_foley, probe_video, read_audio, read_frames, write_wav
 from engine.pipeline import (
@@ -42,6 +44,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AUDIOLDM",
     "DIFF_FOLEY",
+    "MAX_HITS",
     "BackendKind",
     "BackendUnavailableError",
     "BundleError",
@@ -67,6 +70,7 @@ __all__ = [
     "VideoNotFoundError",
     "VideoReadError",
     "atomic_write_text",
+    "check_hits",
     "default_bundle_dir",
     "load_engine",
     "load_manifest",
@@ -74,6 +78,7 @@ __all__ = [
     "mel_spectrogram",
     "mux_foley",
     "normalize_loudness",
+    "parse_hits_arg",
     "probe_video",
     "read_audio",
     "read_frames",

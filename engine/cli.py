@@ -1,4 +1,4 @@
-"""`foley`: the headless command line (generate, info, presets)."""
+"""`foley`: the headless command line (generate, hits, info, presets, import-official)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,14 @@ log = logging.getLogger("foley")
 def _cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from engine.hits import parse_hits_arg
     from engine.manifest import atomic_write_text
     from engine.media import mux_foley, write_wav
     from engine.pipeline import Progress, load_engine
 
     engine = load_engine(args.bundle, backend=args.backend, device=args.device, threads=args.threads,
                          backend_options={"precision": args.precision} if args.precision != "auto" else None)
+    hits = parse_hits_arg(args.hits, engine.segment_duration)
     if engine.manifest.random_weights:
         print(f"warning: bundle '{engine.manifest.name}' holds RANDOM weights: the output is noise, not Foley",
               file=sys.stderr)
@@ -38,7 +40,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     try:
         result = engine.generate(
             args.video, args.start, candidates=args.candidates, seed=args.seed, steps=args.steps,
-            guidance=args.guidance, on_progress=on_progress,
+            guidance=args.guidance, hits=hits, on_progress=on_progress,
         )
     finally:
         bar.close()
@@ -63,10 +65,22 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         mux_foley(args.video, cand.audio, cand.sample_rate, result.start, args.mux, overwrite=args.overwrite)
         written.append(str(args.mux))
     timing = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
+    used = result.candidates[0].settings
     print(f"{len(result.candidates)} candidates for {result.start:.3f}-{result.start + result.duration:.3f} s "
-          f"({engine.backend.name}; {timing})", file=sys.stderr)
+          f"({engine.backend.name}; {timing}); hits: {used['hits_source']}"
+          + (f" {', '.join(f'{t:.3f}' for t in used['hits'])}" if used["hits"] else ""), file=sys.stderr)
     for w in written:
         print(w)
+    return 0
+
+
+def _cmd_hits(args: argparse.Namespace) -> int:
+    from engine.pipeline import load_engine
+
+    engine = load_engine(args.bundle, backend=args.backend, threads=args.threads)
+    times = engine.detect_hits(args.video, args.start)
+    print(json.dumps({"video": str(args.video), "start": float(args.start), "duration": engine.segment_duration,
+                      "bundle": engine.manifest.name, "hits": times}, indent=2))
     return 0
 
 
@@ -188,12 +202,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     g.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
                    help="ONNX denoiser precision (auto: the bundle's default; int8 on the CPU)")
+    g.add_argument("--hits", default="auto", metavar="auto|none|T1,T2,...|FILE.json",
+                   help="where the sounds start, in seconds from --start: auto (the bundle's hit detector), none "
+                        "(ambience), a comma-separated list, or a JSON file (a list, or {\"hits\": [...]} as "
+                        "`foley hits` prints); bundles without hits ignore them (default auto)")
     g.add_argument("--out", "-o", default="foley_out", help="folder for the WAVs and their JSON sidecars")
     g.add_argument("--mux", default=None, metavar="OUT.mp4", help="also write the video with a candidate as its audio")
     g.add_argument("--mux-candidate", type=int, default=0, help="which candidate goes into --mux (default 0)")
     g.add_argument("--overwrite", action="store_true", help="let --mux replace an existing file")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     g.set_defaults(func=_cmd_generate)
+
+    h = sub.add_parser("hits", help="print the hits the bundle's detector finds in a segment, as JSON")
+    h.add_argument("video", help="a video file")
+    h.add_argument("--start", type=float, default=0.0, help="segment start in seconds (default 0)")
+    h.add_argument("--bundle", default=None, help="model bundle folder (default: the shipped model)")
+    h.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
+    h.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    h.set_defaults(func=_cmd_hits)
 
     i = sub.add_parser("info", help="describe a model bundle")
     i.add_argument("bundle", nargs="?", default=None)

@@ -15,6 +15,7 @@ Axes are ints (fixed by the bundle's spec or config; the exporter records the nu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,18 @@ class GraphIO:
     inputs: tuple[TensorIO, ...]
     outputs: tuple[TensorIO, ...]
     doc: str
+    #: A config key of the component that selects this entry: the graph serves components whose config has it
+    #: truthy; an entry without it serves the others (two entries of one name and type, e.g. the hit-aware
+    #: condition graph beside the plain one).
+    config_flag: str = ""
+
+    def serves(self, component_type: str, config: Mapping[str, Any] | None) -> bool:
+        if component_type not in self.types:
+            return False
+        flagged = bool(self.config_flag) and bool((config or {}).get(self.config_flag))
+        has_flagged_twin = any(g.config_flag and g.name == self.name and component_type in g.types
+                               and bool((config or {}).get(g.config_flag)) for g in GRAPHS)
+        return flagged if self.config_flag else not has_flagged_twin
 
     @property
     def input_names(self) -> list[str]:
@@ -90,6 +103,18 @@ CONDITION = GraphIO(
     outputs=(TensorIO("condition", F32, ("batch", "hidden")),),
     doc="MDSGen's per-frame Linear/GELU/LayerNorm and Reducer Conv1d: the step-invariant condition y; with the "
         "denoiser's temporal_condition it is (batch, 1 + time lines, hidden): the recorded shape says which",
+)
+
+CONDITION_HITS = GraphIO(
+    name="condition",
+    component="denoiser",
+    types=("mdsgen",),
+    inputs=(TensorIO("video_features", F32, ("batch", "frames", "feature_dim")),
+            TensorIO("hits", F32, ("batch", "time_lines", "hit_slots"))),
+    outputs=(TensorIO("condition", F32, ("batch", "lines_plus_one", "hidden")),),
+    doc="the condition graph of a hit-aware denoiser (config hit_slots > 0): the video features and the hit track "
+        "(engine.hits, 0/1 per slot) -> (batch, 1 + time lines, hidden)",
+    config_flag="hit_slots",
 )
 
 DENOISER = GraphIO(
@@ -146,24 +171,27 @@ VOCODER_HIFIGAN = GraphIO(
 )
 
 #: Every graph this engine knows. Several entries may share a `name` if they serve different component types.
-GRAPHS: tuple[GraphIO, ...] = (FRAME_ENCODER, CONDITION, DENOISER, VAE_DECODER, VOCODER_VOCOS, FRAME_ENCODER_CAVP,
+GRAPHS: tuple[GraphIO, ...] = (FRAME_ENCODER, CONDITION, CONDITION_HITS, DENOISER, VAE_DECODER, VOCODER_VOCOS,
+                               FRAME_ENCODER_CAVP,
                                VOCODER_HIFIGAN)
 
 
-def graph_for(name: str, component_type: str) -> GraphIO | None:
-    """The graph `name` as exported from a component of type `component_type` (None if there is none)."""
+def graph_for(name: str, component_type: str, config: Mapping[str, Any] | None = None) -> GraphIO | None:
+    """The graph `name` as exported from a component of type `component_type` with `config` (None if none)."""
     for g in GRAPHS:
-        if g.name == name and component_type in g.types:
+        if g.name == name and g.serves(component_type, config):
             return g
     return None
 
 
-def graphs_for_components(components: dict[str, str]) -> list[GraphIO]:
-    """The graphs a bundle needs for its components ({component name: type}); parameter-free ones need none."""
+def graphs_for_components(components: Mapping[str, str],
+                          configs: Mapping[str, Mapping[str, Any]] | None = None) -> list[GraphIO]:
+    """The graphs a bundle needs for its components ({component name: type}, and their configs where an entry
+    depends on one, `GraphIO.config_flag`); parameter-free ones need none."""
     out = []
     for g in GRAPHS:
         ctype = components.get(g.component)
-        if ctype is not None and ctype in g.types:
+        if ctype is not None and g.serves(ctype, (configs or {}).get(g.component)):
             out.append(g)
     return out
 

@@ -217,15 +217,17 @@ def _check_onnx(bdir: Path, onnx: Any, comps: dict[str, Component], *, verify_fi
     graphs = onnx.get("graphs") if isinstance(onnx, dict) else None
     if not isinstance(graphs, dict):
         raise _fail(bdir, "the manifest's onnx section has no 'graphs' table", reexport)
-    needed = graphs_for_components({name: c.type for name, c in comps.items()})
+    needed = graphs_for_components({name: c.type for name, c in comps.items()},
+                                    {name: c.config for name, c in comps.items()})
     for io in needed:
         if io.name not in graphs:
             raise _fail(bdir, f"the manifest's onnx section names no '{io.name}' graph", reexport)
     for name, entry in graphs.items():
-        ctype = comps[entry["component"]].type if isinstance(entry, dict) and entry.get("component") in comps else ""
-        io = graph_for(name, ctype)
+        comp = comps.get(entry.get("component")) if isinstance(entry, dict) else None
+        io = graph_for(name, comp.type, comp.config) if comp is not None else None
         if io is None or not isinstance(entry, dict):
-            raise _fail(bdir, f"the ONNX graph '{name}' is not one this engine knows (component type {ctype!r})",
+            raise _fail(bdir, f"the ONNX graph '{name}' is not one this engine knows (component type "
+                              f"{comp.type if comp is not None else None!r})",
                         "Update the application.")
         try:
             names_in = [t["name"] for t in entry["inputs"]]

@@ -11,11 +11,11 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from engine import audio
 from engine.backends import Backend, BackendKind, get_backend
 from engine.backends.base import cpu_threads
 from engine.errors import BundleError, Cancelled, FeatureFileError, InvalidRequestError, VideoNotFoundError
+from engine.hits import HitsSource, check_hits, hit_shape, hit_track
 from engine.manifest import ModelManifest, load_manifest
 from engine.media import VideoInfo, read_frames, read_segment_frames
 from engine.sampling import NoiseScheduleVP, sample_dpmpp_2m
@@ -146,6 +147,48 @@ class FoleyEngine:
     @property
     def segment_duration(self) -> float:
         return self.spec.duration
+
+    @property
+    def takes_hits(self) -> bool:
+        """Whether the denoiser follows a hit track (a hit-aware bundle); others ignore hits."""
+        return hit_shape(self.manifest.components["denoiser"].config)[1] > 0
+
+    @property
+    def has_hit_detector(self) -> bool:
+        """Whether the bundle has a hit detector (what `hits="auto"` uses)."""
+        return "hit_detector" in self.manifest.components
+
+    def resolve_hits(
+        self, video: str | Path, start: float, hits: Literal["auto"] | Sequence[float] | None,
+        *, should_cancel: Callable[[], bool] | None = None,
+    ) -> tuple[list[float], HitsSource, list[str]]:
+        """The hit times a generation uses, where they came from, and warnings.
+
+        hits: "auto" (the bundle's detector; none if it has no detector), a list of times in seconds from the
+        segment start (checked: numbers inside the segment), or an empty list / None (no hits: ambience).
+        A bundle whose denoiser takes no hits ignores given times, with a warning."""
+        if isinstance(hits, str):
+            if hits != "auto":
+                raise InvalidRequestError(f"hits must be 'auto', a list of times or an empty list, got {hits!r}")
+            if not self.takes_hits:
+                return [], "none", []
+            if not self.has_hit_detector:
+                return [], "none", [f"bundle '{self.manifest.name}' has no hit detector: generating without hits"]
+            return self.detect_hits(video, start, should_cancel=should_cancel), "detected", []
+        times = check_hits(list(hits or []), self.spec.duration)
+        if not self.takes_hits:
+            warn = [f"bundle '{self.manifest.name}' does not take hits: the {len(times)} given hit(s) are ignored"]
+            return [], ("ignored" if times else "none"), (warn if times else [])
+        return times, ("user" if times else "none"), []
+
+    def detect_hits(self, video: str | Path, start: float, *,
+                    should_cancel: Callable[[], bool] | None = None) -> list[float]:
+        """Hit times (s from `start`) that the bundle's hit detector finds in the segment of `video`."""
+        if not self.has_hit_detector:
+            raise InvalidRequestError(f"bundle '{self.manifest.name}' has no hit detector; give the hits yourself")
+        from engine.hit_detection import detect_segment_hits
+
+        return detect_segment_hits(self, video, start, should_cancel=should_cancel)
 
     def describe(self) -> dict[str, Any]:
         """What is loaded and how it runs (for logs, the CLI and the app's status bar)."""
@@ -272,6 +315,7 @@ class FoleyEngine:
         seed: int = 0,
         steps: int | None = None,
         guidance: float | None = None,
+        hits: Literal["auto"] | Sequence[float] | None = "auto",
         on_progress: Callable[[Progress], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
     ) -> GenerationResult:
@@ -279,6 +323,8 @@ class FoleyEngine:
 
         `video` is a video file (anything PyAV decodes) or a precomputed feature file (.npy/.npz, T x 512).
         Candidate k draws its initial noise from seed + k. Raises `Cancelled` if `should_cancel()` turns true.
+        hits: where the sounds start, for a hit-aware bundle (`resolve_hits`): "auto" (detected), a list of times
+        in seconds from `start`, or [] (none). Each take's settings record "hits" and "hits_source".
         """
         defaults = self.manifest.sampler_defaults
         cfg = SamplerConfig(
@@ -308,9 +354,18 @@ class FoleyEngine:
         timings["video"] = timings["features"] = 0.0
         feats, info, warnings = self.video_features(video, start, should_cancel=cancel, timings=timings)
         check()
+        t0 = time.perf_counter()
+        hit_times, hits_source, hit_warnings = self.resolve_hits(video, start, hits, should_cancel=cancel)
+        warnings += hit_warnings
+        timings["hits"] = time.perf_counter() - t0
+        check()
         report("features", 1.0, "video features ready")
         t0 = time.perf_counter()
-        y = self.backend.encode_conditions(feats[None].astype(np.float32))  # (1, D)
+        track = None
+        if self.takes_hits:
+            lines, slots = hit_shape(self.manifest.components["denoiser"].config)
+            track = hit_track(hit_times, self.spec.duration, lines, slots)[None]  # (1, lines, slots)
+        y = self.backend.encode_conditions(feats[None].astype(np.float32), track)  # (1, *condition_shape)
         timings["features"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         y_cond = np.repeat(y, cfg.candidates, axis=0)  # (N, D)
@@ -365,6 +420,8 @@ class FoleyEngine:
             "candidates": cfg.candidates,
             "backend": self.backend.name,
             "vocoder": self.manifest.components["vocoder"].type,
+            "hits": list(hit_times),
+            "hits_source": hits_source,
         }
         limited = [audio.limit_peak(w) for w in wavs]  # no take leaves the engine beyond full scale
         cands = [

@@ -155,6 +155,10 @@ class DenoiserStageConfig:
     # warm start: the denoiser.safetensors (EMA weights) of an earlier run; parameters this config adds (the
     # zero-initialised temporal_feat of overrides.temporal_condition) keep their init, anything else must match
     init_from: str | None = None
+    # hits (overrides.hit_slots > 0): the training track is the clip's ground-truth onsets (the placed recordings'
+    # onset samples), each moved by N(0, hit_jitter) s; the hit projection trains at hit_lr_mult x lr, no decay
+    hit_jitter: float = 0.032
+    hit_lr_mult: float = 10.0
     loop: LoopConfig = field(default_factory=LoopConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adan", lr=5e-4, weight_decay=0.02))
 
@@ -183,7 +187,14 @@ class EvalConfig:
     # vocoded: the real mel through the bundle's vocoder; reconstruction: through its VAE + vocoder; shuffled: audio
     # generated for another clip
     controls: list[str] = field(default_factory=lambda: ["vocoded", "reconstruction", "shuffled"])
+    #   with a hit-aware bundle also: gt_hits (generated with the annotated onsets as hits), no_hits (with none)
     alignment_steps: int = 1500  # training steps of the alignment classifier ("alignment" metric)
+    # the hits of the "generated" condition (and of "shuffled", from its own clip): auto (the bundle's detector, what
+    # a user gets), truth (the annotated onsets) or none
+    hits: str = "auto"
+    # the "shift" metric: every annotated hit moved by each of these seconds, same initial noise
+    shifts: list[float] = field(default_factory=lambda: [-0.5, -0.25, 0.25, 0.5])
+    shift_clips: int = 50  # clips of the shift test (the first ones evaluated)
 
 
 @dataclass

@@ -55,7 +55,8 @@ NAME = "evaluate"
 
 MetricFn = Callable[["EvalContext"], dict[str, Any]]
 METRICS: dict[str, MetricFn] = {}
-CONTROLS = ("vocoded", "reconstruction", "shuffled")
+CONTROLS = ("vocoded", "reconstruction", "shuffled", "gt_hits", "no_hits")
+HIT_CONTROLS = ("gt_hits", "no_hits")  # generated with the annotated onsets as hits / with none (hit-aware bundles)
 
 
 def register_metric(name: str) -> Callable[[MetricFn], MetricFn]:
@@ -79,6 +80,9 @@ class EvalItem:
     category: str | None = None  # the most frequent annotated event category in the segment
     family: str | None = None  # the scene family of the real dataset ("walk", "impact", ...)
     controls: dict[str, list[np.ndarray]] = field(default_factory=dict)  # "reconstruction", "shuffled"
+    hits: list[float] = field(default_factory=list)  # the hits the "generated" condition used
+    hits_source: str = "none"
+    shifted: dict[float, list[np.ndarray]] = field(default_factory=dict)  # shift test: applied shift -> takes
 
     def audio(self, condition: str) -> list[np.ndarray]:
         if condition == "generated":
@@ -264,6 +268,69 @@ def alignment_metrics(ctx: EvalContext) -> dict[str, Any]:
     return out
 
 
+def _onset_envelope(wav: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
+    """librosa's onset strength of a waveform (the onset metric's front end) and its frame rate."""
+    import librosa
+
+    from training.onsets import SR, _resample
+
+    env = librosa.onset.onset_strength(y=_resample(wav, sr), sr=SR, hop_length=512)
+    return env.astype(np.float64), SR / 512.0
+
+
+def estimate_shift(moved: np.ndarray, base: np.ndarray, sr: int, max_shift: float = 1.0) -> float:
+    """The lag (s) that best aligns the onset envelope of `moved` with that of `base` (positive: `moved` is
+    later), by normalised cross-correlation over lags within +-max_shift."""
+    a, rate = _onset_envelope(moved, sr)
+    b, _ = _onset_envelope(base, sr)
+    a, b = a - a.mean(), b - b.mean()
+    n = min(len(a), len(b))
+    a, b = a[:n], b[:n]
+    best, best_lag = -np.inf, 0
+    for lag in range(-round(max_shift * rate), round(max_shift * rate) + 1):
+        x, y = (a[lag:], b[: n - lag]) if lag >= 0 else (a[: n + lag], b[-lag:])
+        if len(x) < n // 2:
+            continue
+        c = float(np.dot(x, y) / (np.linalg.norm(x) * np.linalg.norm(y) + 1e-9))
+        if c > best:
+            best, best_lag = c, lag
+    return best_lag / rate
+
+
+@register_metric("shift")
+def shift_metrics(ctx: EvalContext) -> dict[str, Any]:
+    """The shift test: each clip generated with its annotated hits and with them moved by each shift (same noise).
+    The generated onsets' shift, estimated by cross-correlating onset envelopes against the unmoved take, is fitted
+    against the applied shift (slope 1 and intercept 0: the sound follows the hits); "kept_at_old" is, for the
+    largest shift, the share of the unmoved take's onset matches at the old hit times that are still there (the
+    sound moved rather than being duplicated)."""
+    from training.onsets import match_clip
+
+    sr, dur = ctx.spec.sample_rate, ctx.spec.duration
+    items = [it for it in ctx.items if it.shifted and "gt_hits" in it.controls]
+    if not items:
+        return {"note": "no shifted generations (a bundle without hits, or evaluate.shifts empty)"}
+    applied, est = [], []
+    per_shift: dict[str, Any] = {}
+    for s in sorted(items[0].shifted):
+        e = [estimate_shift(it.shifted[s][0], it.controls["gt_hits"][0], sr) for it in items]
+        applied += [s] * len(e)
+        est += e
+        per_shift[f"{s:+g}"] = {"mean_estimated": float(np.mean(e)), "median_estimated": float(np.median(e))}
+    slope, intercept = np.polyfit(np.asarray(applied), np.asarray(est), 1)
+    big = max(items[0].shifted, key=lambda x: (abs(x), x))
+
+    def hits_at(wavs: list[np.ndarray], times: list[float]) -> float:
+        return float(sum(match_clip(w, sr, times, dur, 0.1).hits for w in wavs))
+
+    before = sum(hits_at(it.controls["gt_hits"], it.gt_times) for it in items)
+    after = sum(hits_at(it.shifted[big], it.gt_times) for it in items)
+    moved_to = sum(hits_at(it.shifted[big], [t + big for t in it.gt_times if 0 <= t + big < dur]) for it in items)
+    return {"clips": len(items), "slope": float(slope), "intercept": float(intercept), "per_shift": per_shift,
+            "largest_shift": float(big), "matches_at_old_before": before, "matches_at_old_after": after,
+            "kept_at_old": after / before if before else None, "matches_at_new_after": moved_to}
+
+
 @register_metric("mel")
 def mel_metrics(ctx: EvalContext) -> dict[str, Any]:
     import torch
@@ -323,11 +390,19 @@ def collect(ctx: RunContext, bundle_dir: Path, *, split: str = "test") -> list[E
     precision = c.precision
     engine = load_engine(bundle_dir, backend=c.backend,
                          backend_options={"precision": precision} if precision != "auto" else None)
+    if c.hits not in ("auto", "truth", "none"):
+        raise ValueError(f"evaluate.hits must be auto, truth or none, got {c.hits!r}")
     items = []
+
+    def gen(clip: Clip, start: float, seed: int, hits: Any) -> Any:
+        return engine.generate(clip.path, start, candidates=c.candidates, seed=seed, steps=c.steps,
+                               guidance=c.guidance, hits=hits)
+
+    def hits_for(times: list[float]) -> Any:  # the hits of the "generated" condition for a clip's annotated onsets
+        return {"auto": "auto", "truth": times, "none": []}[c.hits]
+
     try:
         for i, clip in enumerate(tqdm(clips, desc="generate", unit="clip", disable=not ctx.progress, leave=False)):
-            res = engine.generate(clip.path, clip.start, candidates=c.candidates, seed=ctx.seed + i, steps=c.steps,
-                                  guidance=c.guidance)
             real = audio.fit_length(store.wav(i), spec.num_samples)
             gt = load_ground_truth(clip.path)
             if gt is not None:
@@ -339,16 +414,29 @@ def collect(ctx: RunContext, bundle_dir: Path, *, split: str = "test") -> list[E
                 onsets, _, _ = detect_onsets(real, spec.sample_rate)
                 times = [o / SR for o in onsets]
                 source = "detected"
+            res = gen(clip, clip.start, ctx.seed + i, hits_for(times))
             category, family = load_categories(clip.path, clip.start, spec.duration)
-            items.append(EvalItem(clip, clip.start, real, [cand.audio for cand in res.candidates], times, source,
-                                  category, family))
+            item = EvalItem(clip, clip.start, real, [cand.audio for cand in res.candidates], times, source,
+                            category, family, hits=list(res.candidates[0].settings.get("hits", [])),
+                            hits_source=str(res.candidates[0].settings.get("hits_source", "none")))
+            if engine.takes_hits:  # same seed: only the hits differ from the generated condition
+                wants_gt = "gt_hits" in controls or ("shift" in c.metrics and i < c.shift_clips)
+                if wants_gt:
+                    item.controls["gt_hits"] = [x.audio for x in gen(clip, clip.start, ctx.seed + i, times).candidates]
+                if "no_hits" in controls:
+                    item.controls["no_hits"] = [x.audio for x in gen(clip, clip.start, ctx.seed + i, []).candidates]
+                if "shift" in c.metrics and i < c.shift_clips:
+                    for sft in c.shifts:
+                        moved = [t + sft for t in times if 0 <= t + sft < spec.duration]
+                        item.shifted[float(sft)] = [x.audio for x in gen(clip, clip.start, ctx.seed + i,
+                                                                         moved).candidates]
+            items.append(item)
         if "shuffled" in controls and len(items) > 1:
-            # audio generated for clip i + 1's video, judged against clip i: what a generator that ignores the
-            # picture would score. Same seeds as the real generation, so only the video differs.
+            # audio generated for clip i + 1's video (and its hits), judged against clip i: what a generator that
+            # ignores the picture would score. Same seeds as the real generation, so only the video differs.
             for i, it in enumerate(items):
                 j = (i + 1) % len(items)
-                res = engine.generate(items[j].clip.path, items[j].start, candidates=c.candidates, seed=ctx.seed + i,
-                                      steps=c.steps, guidance=c.guidance)
+                res = gen(items[j].clip, items[j].start, ctx.seed + i, hits_for(items[j].gt_times))
                 it.controls["shuffled"] = [cand.audio for cand in res.candidates]
         real_mels = np.stack([audio.wav_to_mel(it.real, spec) for it in items]) \
             if items and {"vocoded", "reconstruction"} & set(controls) else None
@@ -376,7 +464,8 @@ def evaluate_bundle(ctx: RunContext, bundle_dir: Path, out_dir: Path, *, split: 
     ectx = EvalContext(ctx, bundle_dir, items, out_dir)
     results: dict[str, Any] = {"clips": len(items), "split": items[0].clip.split if items else None,
                                "candidates": c.candidates, "steps": c.steps, "guidance": c.guidance,
-                               "backend": c.backend, "precision": c.precision,
+                               "backend": c.backend, "precision": c.precision, "hits": c.hits,
+                               "hits_sources": dict(Counter(it.hits_source for it in items)),
                                "conditions": ectx.conditions}
     for name in c.metrics:
         log.info("metric %s", name)
@@ -484,8 +573,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--precision", help="ONNX denoiser precision: auto, fp32 or int8 (evaluate.precision)")
     ap.add_argument("--metrics", help="comma-separated metric names (evaluate.metrics); known: "
                                       + ",".join(sorted(METRICS)))
-    ap.add_argument("--controls", help="comma-separated controls (evaluate.controls): vocoded,reconstruction,shuffled; "
-                                       "'none' for none")
+    ap.add_argument("--controls", help="comma-separated controls (evaluate.controls): vocoded,reconstruction,shuffled,"
+                                       "gt_hits,no_hits; 'none' for none")
+    ap.add_argument("--hits", choices=["auto", "truth", "none"],
+                    help="hits of the generated condition (evaluate.hits): the detector's, the annotated onsets, none")
     ap.add_argument("--out", help="output folder (default: eval/<bundle name>)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     ap.add_argument("--no-progress", action="store_true")
@@ -516,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
                                                         else out / "cache")))
     overrides.append(f"spec={json.dumps(manifest.spec.name)}")
     for flag, key in (("max_clips", "max_clips"), ("candidates", "candidates"), ("steps", "steps"),
-                      ("backend", "backend"), ("precision", "precision")):
+                      ("backend", "backend"), ("precision", "precision"), ("hits", "hits")):
         if getattr(args, flag) is not None:
             overrides.append(f"evaluate.{key}={json.dumps(getattr(args, flag))}")
     if args.metrics:

@@ -140,9 +140,17 @@ def broadcast_module(module: nn.Module, d: Dist) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Optimisers, schedule, EMA
 # ---------------------------------------------------------------------------------------------------------------
-def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
-    """AdamW (torch) or Adan (`pytorch-optimizer`; the same algorithm and defaults as timm's and the paper's)."""
-    params = [p for p in params if p.requires_grad]
+def build_optimizer(params: Iterable[nn.Parameter] | list[dict[str, Any]], cfg: OptimConfig) -> torch.optim.Optimizer:
+    """AdamW (torch) or Adan (`pytorch-optimizer`; the same algorithm and defaults as timm's and the paper's).
+
+    `params` may be parameter groups (dicts with "params" and optionally "lr_mult", "weight_decay"): a group's
+    learning rate is lr_mult x the schedule's (`Trainer.set_lr`)."""
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in params]
+        params = [g for g in groups if g["params"]]  # type: ignore[assignment]
+    else:
+        params = [p for p in params if p.requires_grad]
     if cfg.name == "adamw":
         betas = tuple(cfg.betas) if cfg.betas else (0.9, 0.999)
         return torch.optim.AdamW(params, lr=cfg.lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
@@ -395,7 +403,7 @@ class Trainer:
         for k, o in self.optimizers.items():
             lr = lr_at(step, self.optim_cfgs[k], self.loop.steps)
             for g in o.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("lr_mult", 1.0)
             lrs[f"lr_{k}" if len(self.optimizers) > 1 else "lr"] = lr
         return lrs
 

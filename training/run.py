@@ -43,6 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--name", help="run name (sets name): the run folder is <runs_dir>/<name>")
     ap.add_argument("--runs-dir", help="where run folders live (sets runs_dir; default runs/)")
     ap.add_argument("--stages", help=f"comma-separated subset of {','.join(STAGES)} (default: all, in order)")
+    ap.add_argument("--from-bundle", metavar="BUNDLE",
+                    help="adopt the VAE, video projection and vocoder choice of a bundle as finished stages "
+                         "(training.adopt); with denoiser.init_from=BUNDLE/denoiser.safetensors a warm start")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     ap.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     return ap.parse_args(argv)
@@ -128,10 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown stage(s) {unknown}; choose from {', '.join(STAGES)}", file=sys.stderr)
         return 2
-    return train(cfg, stages, progress=not args.no_progress)
+    return train(cfg, stages, progress=not args.no_progress, from_bundle=args.from_bundle)
 
 
-def train(cfg: TrainConfig, stages: list[str], *, progress: bool = True) -> int:
+def train(cfg: TrainConfig, stages: list[str], *, progress: bool = True, from_bundle: str | None = None) -> int:
     """Run `stages` of a resolved config; returns the exit code (0; 2: a stated error; 3: a non-finite loss)."""
     import torch
 
@@ -158,6 +161,11 @@ def train(cfg: TrainConfig, stages: list[str], *, progress: bool = True) -> int:
         t0 = time.perf_counter()
         prepare_data(cfg, ctx)
         timings["preprocess"] = time.perf_counter() - t0
+        if from_bundle and d.is_main:
+            from training.adopt import adopt_bundle
+
+            adopt_bundle(ctx, from_bundle)
+        d.barrier()
         for stage in stages:
             t0 = time.perf_counter()
             if stage in ("export", "evaluate") and not d.is_main:

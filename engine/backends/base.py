@@ -39,8 +39,9 @@ class Backend(Protocol):
         """uint8 RGB frames (B, T, 224, 224, 3) -> video features (B, T, feature_dim)."""
         ...
 
-    def encode_conditions(self, features: np.ndarray) -> np.ndarray:
-        """video features (B, T, feature_dim) -> Reducer output y (B, D); the null condition is zeros."""
+    def encode_conditions(self, features: np.ndarray, hits: np.ndarray | None = None) -> np.ndarray:
+        """video features (B, T, feature_dim) and, for a hit-aware denoiser, the hit track (B, lines, slots; None:
+        no hits) -> condition y (B, *condition_shape); the null condition is zeros. Others ignore `hits`."""
         ...
 
     def denoise(self, x: np.ndarray, t: np.ndarray, y: np.ndarray) -> np.ndarray:

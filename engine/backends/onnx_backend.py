@@ -27,6 +27,7 @@ from engine.audio import istft as audio_istft
 from engine.backends.base import cpu_threads
 from engine.errors import BackendUnavailableError, BundleError, InvalidRequestError
 from engine.graphs import PRECISIONS, GraphIO, components_without_graphs, graphs_for_components
+from engine.hits import hit_shape
 from engine.manifest import ModelManifest
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,8 @@ class OnnxBackend:
         self.threads = int(threads) if threads else cpu_threads()
         self.memory_arena = memory_arena
         so = session_options(threads=self.threads, optimization=optimization, memory_arena=memory_arena)
-        ios = graphs_for_components({n: c.type for n, c in manifest.components.items()})
+        ios = graphs_for_components({n: c.type for n, c in manifest.components.items()},
+                                    {n: c.config for n, c in manifest.components.items()})
         self.sessions: dict[str, Any] = {}
         self.io: dict[str, GraphIO] = {}
         ort_notes: list[str] = []
@@ -220,7 +222,12 @@ class OnnxBackend:
             return np.concatenate(parts, axis=1)
         return self._run("frame_encoder", frames)[0]
 
-    def encode_conditions(self, features: np.ndarray) -> np.ndarray:
+    def encode_conditions(self, features: np.ndarray, hits: np.ndarray | None = None) -> np.ndarray:
+        if len(self.io["condition"].inputs) == 2:  # a hit-aware denoiser
+            if hits is None:
+                cfg = self.manifest.components["denoiser"].config
+                hits = np.zeros((len(features), *hit_shape(cfg)), np.float32)
+            return self._run("condition", features, hits)[0]
         return self._run("condition", features)[0]
 
     def denoise(self, x: np.ndarray, t: np.ndarray, y: np.ndarray) -> np.ndarray:

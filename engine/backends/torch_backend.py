@@ -68,8 +68,9 @@ class TorchBackend:
         return self._np(self.frame_encoder(x))
 
     @torch.inference_mode()
-    def encode_conditions(self, features: np.ndarray) -> np.ndarray:
-        return self._np(self.denoiser.encode_condition(self._t(features.astype(np.float32))))
+    def encode_conditions(self, features: np.ndarray, hits: np.ndarray | None = None) -> np.ndarray:
+        h = self._t(hits.astype(np.float32)) if hits is not None and self.denoiser.config.hit_slots > 0 else None
+        return self._np(self.denoiser.encode_condition(self._t(features.astype(np.float32)), h))
 
     @torch.inference_mode()
     def denoise(self, x: np.ndarray, t: np.ndarray, y: np.ndarray) -> np.ndarray:

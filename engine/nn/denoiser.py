@@ -64,6 +64,10 @@ class DenoiserConfig:
     temporal_condition: bool = False
     frames_per_line: float | None = None  # video frames per token time line (spec: duration / lines * fps);
     #                                       None: num_frames / lines (frames spread evenly over the lines)
+    # Hits (our extension, 0 = off): a hit track of `hit_slots` slots per time line (engine.hits) enters through a
+    # zero-initialised projection of its own and is added to each line's tokens, at the input and at the
+    # encoder/decoder boundary, like the temporal term. The null condition (zeros) drops it with the video.
+    hit_slots: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_size", tuple(int(s) for s in self.input_size))
@@ -84,6 +88,8 @@ class DenoiserConfig:
             raise ValueError(f"mask_ratio must be in [0, 1) or None, got {self.mask_ratio}")
         if self.frames_per_line is not None and self.frames_per_line <= 0:
             raise ValueError(f"frames_per_line must be positive or None, got {self.frames_per_line}")
+        if self.hit_slots < 0:
+            raise ValueError(f"hit_slots must be >= 0 (0: no hits), got {self.hit_slots}")
 
     # ---- derived sizes -----------------------------------------------------------------------------------------
     @property
@@ -101,10 +107,20 @@ class DenoiserConfig:
         return self.grid[1] if self.time_axis == "col" else self.grid[0]
 
     @property
+    def per_line(self) -> bool:
+        """Whether the condition has one row per time line (temporal condition and/or hits)."""
+        return self.temporal_condition or self.hit_slots > 0
+
+    @property
+    def hit_shape(self) -> tuple[int, int]:
+        """Per-sample shape of the hit track: (time_lines, hit_slots)."""
+        return (self.time_lines, self.hit_slots)
+
+    @property
     def condition_shape(self) -> tuple[int, ...]:
-        """Per-sample shape of the encoded condition y: (D,), or (1 + time_lines, D) with `temporal_condition`
-        (row 0 the Reducer's global vector, then one row per time line). The null condition is zeros either way."""
-        if self.temporal_condition:
+        """Per-sample shape of the encoded condition y: (D,), or (1 + time_lines, D) with `temporal_condition` or
+        hits (row 0 the Reducer's global vector, then one row per time line). The null condition is zeros either way."""
+        if self.per_line:
             return (1 + self.time_lines, self.hidden_size)
         return (self.hidden_size,)
 
@@ -403,6 +419,9 @@ class MDSGen(nn.Module):
             self.temporal_feat = nn.Linear(d, d)  # zero-initialised: a warm start from plain MDSGen is exact
             self.register_buffer("line_weights", line_interpolation(config.num_frames, lines, config.frames_per_line),
                                  persistent=False)  # (lines, frames)
+        if config.hit_slots > 0:
+            self.hit_proj = nn.Linear(config.hit_slots, d)  # zero-initialised: hits start as no-ops
+        if config.per_line:
             rows, cols = grid
             line_of_token = torch.arange(cols).repeat(rows) if config.time_axis == "col" else \
                 torch.arange(rows).repeat_interleave(cols)
@@ -448,27 +467,42 @@ class MDSGen(nn.Module):
         if self.config.temporal_condition:
             nn.init.zeros_(self.temporal_feat.weight)
             nn.init.zeros_(self.temporal_feat.bias)
+        if self.config.hit_slots > 0:
+            nn.init.zeros_(self.hit_proj.weight)
+            nn.init.zeros_(self.hit_proj.bias)
 
     # ---- pieces ----------------------------------------------------------------------------------------------
-    def encode_condition(self, video_feats: Tensor) -> Tensor:
-        """Video features (B, num_frames, feature_dim) -> y (B, *condition_shape). Step-invariant: run once per
-        generation."""
-        expected = (self.config.num_frames, self.config.feature_dim)
+    def encode_condition(self, video_feats: Tensor, hits: Tensor | None = None) -> Tensor:
+        """Video features (B, num_frames, feature_dim) and, with `hit_slots`, the hit track (B, lines, hit_slots)
+        -> y (B, *condition_shape). Step-invariant: run once per generation. A hit-aware denoiser given no track
+        gets an empty one (no hits)."""
+        cfg = self.config
+        expected = (cfg.num_frames, cfg.feature_dim)
         if video_feats.ndim != 3 or tuple(video_feats.shape[1:]) != expected:
             raise ValueError(f"video_feats must be (B, {expected[0]}, {expected[1]}), got {tuple(video_feats.shape)}")
         feats = self.mlp_feat(video_feats)  # (B, frames, D)
         y = self.conv1d_feat(feats)  # (B, 1, D)
-        if not self.config.temporal_condition:
+        if not cfg.per_line:
             return y.squeeze(1)  # (B, D)
-        per_line = torch.matmul(self.line_weights.to(feats.dtype), feats)  # (lines, frames) @ (B, frames, D)
-        return torch.cat([y, self.temporal_feat(per_line)], dim=1)  # (B, 1 + lines, D)
+        b, d = feats.shape[0], cfg.hidden_size
+        rows = feats.new_zeros(b, cfg.time_lines, d)  # (B, lines, D)
+        if cfg.temporal_condition:
+            per_line = torch.matmul(self.line_weights.to(feats.dtype), feats)  # (lines, frames) @ (B, frames, D)
+            rows = rows + self.temporal_feat(per_line)
+        if cfg.hit_slots > 0:
+            if hits is None:
+                hits = feats.new_zeros(b, *cfg.hit_shape)
+            if hits.ndim != 3 or tuple(hits.shape[1:]) != cfg.hit_shape:
+                raise ValueError(f"hits must be (B, {cfg.time_lines}, {cfg.hit_slots}), got {tuple(hits.shape)}")
+            rows = rows + self.hit_proj(hits.to(feats.dtype))  # (B, lines, D)
+        return torch.cat([y, rows], dim=1)  # (B, 1 + lines, D)
 
     def _split_condition(self, t: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
         """c = t_emb + the global condition (B, D), and the per-token temporal term (B, N, D) or None."""
         if y.shape[1:] != self.config.condition_shape:
             raise ValueError(f"condition must be (B, {', '.join(map(str, self.config.condition_shape))}), "
                              f"got {tuple(y.shape)}")
-        if not self.config.temporal_condition:
+        if not self.config.per_line:
             return self.t_embedder(t) + y, None
         return self.t_embedder(t) + y[:, 0], y[:, 1:][:, self.line_of_token]  # (B, D), (B, N, D)
 
@@ -554,6 +588,7 @@ class MDSGen(nn.Module):
         t: Tensor,
         video_feats: Tensor,
         *,
+        hits: Tensor | None = None,
         keep: Tensor | None = None,
         drop_prob: float = 0.0,
         enable_mask: bool = False,
@@ -563,13 +598,15 @@ class MDSGen(nn.Module):
     ) -> Tensor | tuple[Tensor, Tensor]:
         """Training pass. Returns the output (B, C_out, H, W), and with `enable_mask` also the TAM mask (B, N).
 
-        keep: per-sample condition-keep mask (B,) of 0/1; if None it is drawn Bernoulli(1 - drop_prob).
+        hits: the hit track (B, lines, hit_slots) of a hit-aware denoiser (None: no hits).
+        keep: per-sample condition-keep mask (B,) of 0/1; if None it is drawn Bernoulli(1 - drop_prob); a dropped
+            condition drops the video and the hits together.
         enable_mask: apply TAM with `mask_ratio` (default: the config's) and run the side interpolator.
         mask_kind: "tam" (MDSGen), or the ablation's "fam" / "sam" (`token_mask`).
         generator: optional RNG for the keep draw and the TAM draw (on x's device).
         """
         t = self._check_latent(x, t)
-        y = self.encode_condition(video_feats)  # (B, D)
+        y = self.encode_condition(video_feats, hits)  # (B, *condition_shape)
         if keep is None:
             if drop_prob > 0.0:
                 keep = torch.rand(x.shape[0], generator=generator, device=x.device) >= drop_prob  # (B,)

@@ -110,8 +110,9 @@ class _ConditionGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, video_features: Tensor) -> Tensor:
-        return self.model.encode_condition(video_features)  # (B, D), or (B, 1 + lines, D) with temporal_condition
+    def forward(self, video_features: Tensor, hits: Tensor | None = None) -> Tensor:
+        # (B, D), or (B, 1 + lines, D) with temporal_condition or hits
+        return self.model.encode_condition(video_features, hits)
 
 
 class _DenoiserGraph(nn.Module):
@@ -159,6 +160,12 @@ def _export_frame_encoder(model: nn.Module, spec: SegmentSpec, g: torch.Generato
 @register_exporter("condition", "mdsgen")
 def _export_condition(model: nn.Module, spec: SegmentSpec, g: torch.Generator) -> ExportCase:
     cfg = model.config
+    if cfg.hit_slots > 0:  # the hit-aware graph: random 0/1 tracks
+        def hits(b: int) -> Tensor:
+            return (torch.rand(b, *cfg.hit_shape, generator=g) < 0.1).float()
+
+        return ExportCase(_ConditionGraph(model), (_randn(g, 1, cfg.num_frames, cfg.feature_dim), hits(1)),
+                          (_randn(g, 3, cfg.num_frames, cfg.feature_dim), hits(3)), tolerance=1e-4)
     return ExportCase(_ConditionGraph(model), (_randn(g, 1, cfg.num_frames, cfg.feature_dim),),
                       (_randn(g, 3, cfg.num_frames, cfg.feature_dim),), tolerance=1e-4)
 
@@ -400,7 +407,7 @@ def export_onnx(
             "no ONNX graph is defined for " + ", ".join(f"the {n} of type {t!r}" for n, t in missing)
             + ": add its GraphIO to engine.graphs.GRAPHS and an exporter with engine.nn.export.register_exporter"
         )
-    ios = graphs_for_components(types)
+    ios = graphs_for_components(types, {name: c.config for name, c in manifest.components.items()})
     meta = {"bundle": manifest.name, "spec_fingerprint": manifest.spec.fingerprint()}
     graphs: dict[str, Any] = {}
     modules: dict[str, nn.Module] = {}

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from engine.audio import from_mel_image, wav_to_mel
+from engine.hits import hit_track, jitter_times
 from engine.manifest import sha256_file
 from engine.nn.bundle import save_weights
 from engine.nn.denoiser import MDSGen, build_denoiser
@@ -114,7 +115,10 @@ def build_model(ctx: RunContext) -> MDSGen:
 
 
 #: Parameters a warm start may lack: they are new in this config and zero-initialised (MDSGen's output is unchanged).
-WARM_START_NEW = ("temporal_feat.",)
+WARM_START_NEW = ("temporal_feat.", "hit_proj.")
+
+#: Parameters of the hit path: their own optimiser group (denoiser.hit_lr_mult x lr, no weight decay).
+HIT_PARAMS = ("hit_proj.",)
 
 
 def warm_start(model: MDSGen, path: str) -> list[str]:
@@ -152,6 +156,36 @@ def conditions(feats: list[np.ndarray], lat: LatentSet, rows: np.ndarray, frames
     return torch.from_numpy(np.stack([feats[lat.clip[r]][lat.frame[r] : lat.frame[r] + frames] for r in rows]))
 
 
+def clip_onsets(ctx: RunContext) -> list[np.ndarray]:
+    """Ground-truth onset times (s from the clip start) of every clip: the event times of `<video>.json` (the
+    foley_real builder places each recording's onset sample exactly there); empty where a video has none."""
+    from training.evaluate import load_ground_truth
+
+    out = []
+    for c in ctx.clips:
+        times = np.asarray(load_ground_truth(c.path) or [], np.float64) - c.start
+        out.append(times[(times >= 0) & (times < c.duration)])
+    return out
+
+
+def crop_hits(onsets: list[np.ndarray], lat: LatentSet, rows: np.ndarray, ctx: RunContext, *,
+              rng: np.random.Generator | None = None, jitter: float = 0.0, shift: int = 0) -> torch.Tensor:
+    """(B, lines, slots) hit tracks of latent rows from their clips' onsets (optionally jittered by N(0, jitter)
+    s; `shift` takes the onsets of the row `shift` places on, for the other-clip control)."""
+    spec, cfg = ctx.spec, ctx.cfg.denoiser
+    lines = spec.token_grid[1] if spec.time_axis == "col" else spec.token_grid[0]
+    slots = int(cfg.overrides.get("hit_slots", 0))
+    tracks = []
+    for i in range(len(rows)):
+        src = rows[(i + shift) % len(rows)]
+        start = lat.frame[src] / spec.video_fps
+        times = list(onsets[lat.clip[src]] - start)
+        if rng is not None:
+            times = jitter_times(times, rng, jitter)
+        tracks.append(hit_track(times, spec.duration, lines, slots))
+    return torch.from_numpy(np.stack(tracks))
+
+
 def run(ctx: RunContext) -> dict[str, Any]:
     rec = done_record(ctx, NAME)
     if rec is not None:
@@ -177,7 +211,13 @@ def run(ctx: RunContext) -> dict[str, Any]:
     model = model.to(ctx.device)
     ema = EMA(model, c.ema_decay, c.ema_warmup)
     params = list(model.parameters())
-    opt = build_optimizer(params, c.optim)
+    with_hits = model.config.hit_slots > 0
+    hit_params = [p for n, p in model.named_parameters() if n.startswith(HIT_PARAMS)]
+    groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith(HIT_PARAMS)]}]
+    if hit_params:
+        groups.append({"params": hit_params, "lr_mult": c.hit_lr_mult, "weight_decay": 0.0})
+    opt = build_optimizer(groups, c.optim)
+    onsets = clip_onsets(ctx) if with_hits else []
     trainer = Trainer(name=NAME, stage_dir=sdir, loop=c.loop, d=d, modules={"denoiser": model},
                       optimizers={"denoiser": opt}, optim_cfgs={"denoiser": c.optim}, emas={"denoiser": ema},
                       progress=ctx.progress)
@@ -202,14 +242,19 @@ def run(ctx: RunContext) -> dict[str, Any]:
         x0 = mean + torch.from_numpy(train.std[rows]) * post_eps if c.sample_posterior else mean
         x0 = (x0 * scale).to(ctx.device)
         cond = conditions(feats, train, rows, spec.num_frames).to(ctx.device)
+        hits = None
+        if with_hits:
+            hits = crop_hits(onsets, train, rows, ctx, rng=np.random.default_rng(step_seed(ctx.seed, "hits", step,
+                                                                                          d.rank)),
+                             jitter=c.hit_jitter).to(ctx.device)
         t, keep1, keep2 = t.to(ctx.device), keep1.to(ctx.device), keep2.to(ctx.device)
         x1 = diffusion.q_sample(x0, t, noise1.to(ctx.device))
         x2 = diffusion.q_sample(x0, t, noise2.to(ctx.device))
         g_mask = torch.Generator(ctx.device).manual_seed(step_seed(ctx.seed, NAME + "-mask", step, d.rank))
         with autocast(ctx.device, ctx.cfg.runtime.bf16):
-            out1 = model(x1, t, cond, keep=keep1)
+            out1 = model(x1, t, cond, hits=hits, keep=keep1)
             if c.mask_kind != "none":
-                out2, _ = model(x2, t, cond, keep=keep2, enable_mask=True, mask_ratio=c.mask_ratio,
+                out2, _ = model(x2, t, cond, hits=hits, keep=keep2, enable_mask=True, mask_ratio=c.mask_ratio,
                                 generator=g_mask, mask_kind=c.mask_kind)
         l1 = diffusion.training_losses(out1, x0, x1, t, noise1.to(ctx.device), learn_sigma=learn_sigma,
                                        min_snr_gamma=c.min_snr_gamma)
@@ -233,15 +278,23 @@ def run(ctx: RunContext) -> dict[str, Any]:
     v_x0 = torch.from_numpy(val.mean[vrows]) * scale
     v_xt = diffusion.q_sample(v_x0, v_t, v_noise)
     v_cond = conditions(feats, val, vrows, spec.num_frames)
+    v_hits = {"": None}
+    if with_hits:  # the true onsets, and the onsets of another val crop (how much the model follows the track)
+        v_hits = {"": crop_hits(onsets, val, vrows, ctx), "_other_hits": crop_hits(onsets, val, vrows, ctx, shift=1),
+                  "_no_hits": torch.zeros(len(vrows), *model.config.hit_shape)}
 
     @torch.no_grad()
     def val_fn(step: int) -> dict[str, float]:
         m = ema.module
         out: dict[str, float] = {}
         for name, keep in (("eps_mse", 1.0), ("eps_mse_null", 0.0)):
-            k = torch.full((len(vrows),), keep, device=ctx.device)
-            pred = m(v_xt.to(ctx.device), v_t.to(ctx.device), v_cond.to(ctx.device), keep=k)
-            out[name] = float((m.split_eps(pred).float().cpu() - v_noise).pow(2).mean())
+            for suffix, h in v_hits.items():
+                if keep == 0.0 and suffix:
+                    continue  # the null condition drops the hits: one number
+                k = torch.full((len(vrows),), keep, device=ctx.device)
+                pred = m(v_xt.to(ctx.device), v_t.to(ctx.device), v_cond.to(ctx.device),
+                         hits=None if h is None else h.to(ctx.device), keep=k)
+                out[name + suffix] = float((m.split_eps(pred).float().cpu() - v_noise).pow(2).mean())
         return out
 
     metrics = trainer.run(step_fn, val_fn)
@@ -250,7 +303,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         return done_record(ctx, NAME) or {}
     save_weights(sdir / "denoiser.safetensors", ema.module)
     plot_losses(sdir / "losses.csv", sdir / "losses.png", "stage 4: MDSGen denoiser")
-    plot_samples(ctx, ema.module, val, feats, scale, sdir / "samples.png")
+    plot_samples(ctx, ema.module, val, feats, scale, sdir / "samples.png", onsets if with_hits else None)
     out = mark_done(ctx, NAME, {"config": model.config.to_dict(), "metrics": metrics, "ema": True,
                                 "latent_crops": {"train": len(train), "val": len(val)},
                                 "params": sum(p.numel() for p in params)})
@@ -270,9 +323,10 @@ def load_trained_denoiser(ctx: RunContext) -> MDSGen:
 
 @torch.no_grad()
 def generate_latents(model: MDSGen, cond: torch.Tensor, *, steps: int, guidance: float, seed: int,
-                     device: torch.device) -> np.ndarray:
-    """Latents for conditions (B, frames, 512) with the engine's numpy DPM-Solver++(2M) and dynamic CFG."""
-    y = model.encode_condition(cond.to(device))  # (B, D)
+                     device: torch.device, hits: torch.Tensor | None = None) -> np.ndarray:
+    """Latents for conditions (B, frames, 512) (and hit tracks) with the engine's numpy DPM-Solver++(2M) and
+    dynamic CFG."""
+    y = model.encode_condition(cond.to(device), None if hits is None else hits.to(device))  # (B, *cond_shape)
     y_pair = torch.cat([y, torch.zeros_like(y)])
 
     def denoise(x: np.ndarray, t: np.ndarray, guided: bool) -> np.ndarray:
@@ -287,13 +341,16 @@ def generate_latents(model: MDSGen, cond: torch.Tensor, *, steps: int, guidance:
 
 
 @torch.no_grad()
-def plot_samples(ctx: RunContext, model: MDSGen, val: LatentSet, feats: list[np.ndarray], scale: float, png) -> None:
+def plot_samples(ctx: RunContext, model: MDSGen, val: LatentSet, feats: list[np.ndarray], scale: float, png,
+                 onsets: list[np.ndarray] | None = None) -> None:
     spec = ctx.spec
     vae = load_trained_vae(ctx).to(ctx.device)
     n = min(3, len(val))
     rows = np.arange(n)
     cond = conditions(feats, val, rows, spec.num_frames)
-    z = generate_latents(model, cond, steps=ctx.cfg.denoiser.sample_steps, guidance=5.0, seed=0, device=ctx.device)
+    hits = crop_hits(onsets, val, rows, ctx) if onsets is not None else None
+    z = generate_latents(model, cond, steps=ctx.cfg.denoiser.sample_steps, guidance=5.0, seed=0, device=ctx.device,
+                         hits=hits)
     gen = vae.decode(torch.from_numpy(z).to(ctx.device)).clamp(0, 1).float().cpu().numpy()
     rec = vae.decode(torch.from_numpy(val.mean[rows] * scale).to(ctx.device)).clamp(0, 1).float().cpu().numpy()
     store = ctx.store(ctx.clips)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The hits model (issue #14): the exact commands behind docs/results.md's "Hits" section, resumable.
+#   bash training/recipes/hits.sh levers   # Min-SNR-5 and the hit path's learning rate at equal steps (~15 min)
+#   bash training/recipes/hits.sh main     # the long run (warm start from the shipped default-s3), resumable
+#   bash training/recipes/hits.sh export   # detector stage + bundle of the main run
+# Every run adopts the shipped bundle's VAE, projection and Griffin-Lim (training.adopt), so the new denoiser is
+# warm-started from default-s3's in the same latent space; they share one feature cache.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DATA=${DATA:-$HOME/.cache/mdsgen-foley/data/foley_real_s0}
+RUNS=${RUNS:-$HOME/.cache/mdsgen-foley/runs}
+CACHE=${CACHE:-$RUNS/cache-s0}
+[ -f "$DATA/splits.json" ] || .venv/bin/python -m training.datasets.foley_real build --out "$DATA" --seed 0 --num-clips 1000
+common=(--config default --data "$DATA" --runs-dir "$RUNS" --from-bundle resources/models/default --no-progress
+        --set "data.cache_dir=$CACHE" --set runtime.threads=2
+        --set denoiser.init_from=resources/models/default/denoiser.safetensors
+        --set denoiser.optim.warmup_steps=50)
+LEVER_STEPS=${LEVER_STEPS:-100}
+lever() {  # name, overrides...
+  local name=$1; shift
+  nice -n 5 .venv/bin/python -m training.run "${common[@]}" --name "$name" --stages denoiser \
+    --set denoiser.loop.steps="$LEVER_STEPS" --set denoiser.loop.val_every=50 --set denoiser.loop.ckpt_every=50 "$@"
+}
+case "${1:-}" in
+  levers)
+    lever hits-lever-base
+    lever hits-lever-minsnr --set denoiser.min_snr_gamma=5.0
+    lever hits-lever-lr1 --set denoiser.hit_lr_mult=1.0
+    ;;
+  main)
+    # MAIN_STEPS: total denoiser steps; MAIN_OVERRIDES: the levers that won (e.g. "denoiser.min_snr_gamma=5.0")
+    extra=()
+    for o in ${MAIN_OVERRIDES:-}; do extra+=(--set "$o"); done
+    nice -n 5 .venv/bin/python -m training.run "${common[@]}" --name "${MAIN_NAME:-hits-s1}" --stages denoiser \
+      --set denoiser.loop.steps="${MAIN_STEPS:-1600}" --set denoiser.loop.val_every=200 \
+      --set denoiser.loop.ckpt_every=100 "${extra[@]}"
+    ;;
+  export)
+    extra=()
+    for o in ${MAIN_OVERRIDES:-}; do extra+=(--set "$o"); done
+    .venv/bin/python -m training.run "${common[@]}" --name "${MAIN_NAME:-hits-s1}" --stages detector,export \
+      --set denoiser.loop.steps="${MAIN_STEPS:-1600}" --set denoiser.loop.val_every=200 \
+      --set denoiser.loop.ckpt_every=100 "${extra[@]}"
+    ;;
+  *) echo "usage: bash training/recipes/hits.sh levers|main|export" >&2; exit 2 ;;
+esac
