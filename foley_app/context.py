@@ -37,11 +37,14 @@ class EngineHandle(QObject):
         self.error: BaseException | None = None
         self.bundle: str = ""
         self._info: dict[str, Any] = {}
+        self.has_hit_detector = False  # the loaded bundle can find hits (engine.detect_hits)
+        self.takes_hits = False  # the loaded bundle's denoiser follows hits (others ignore them)
 
     def load(self, bundle: str | None, backend: str = "auto") -> Job:
         """Load `bundle` ("" or None = the engine's default) in the background, replacing any loaded engine."""
         old = self.engine
         self.engine, self.error, self.bundle, self._info = None, None, bundle or "", {}
+        self.has_hit_detector = self.takes_hits = False
         self._set_state("loading")
 
         def work(report, should_cancel):
@@ -58,6 +61,7 @@ class EngineHandle(QObject):
         """Use an already loaded engine (embedding, tests)."""
         self.engine, self.error = engine, None
         self._info = dict(engine.describe())
+        self.has_hit_detector, self.takes_hits = bool(engine.has_hit_detector), bool(engine.takes_hits)
         self._set_state("ready")
 
     def _loaded(self, _job: Job, engine: FoleyEngine) -> None:

@@ -5,6 +5,14 @@ Views emit intents; the editor checks them, pushes commands on the document's un
 it was made for; when its result arrives, it enters the document (through a command) only if that segment still
 exists at that start in the same video; otherwise it is dropped and the status bar says so. Moving or deleting a
 segment also cancels the jobs made for it.
+
+Hits. Every segment whose hits are pending (new, moved, loaded from an older project, or handed back with "Detect
+Hits Again") is sent to the model's hit detector in the background, on the inference pool, shortly after the
+segments stop changing. The result enters the segment only if the segment still exists at the start it was
+detected for, its hits are still pending and unchanged since (`ProjectDocument.hits_token`). A model without a
+detector detects nothing (the status bar says so once per model); the user adds hits by hand. A generation passes
+the segment's hits as they are (`[]` = none), except while detection has not finished on a model with a detector:
+then it passes "auto", so the engine detects them itself and the takes follow the picture either way.
 """
 
 from __future__ import annotations
@@ -22,10 +30,13 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from engine import (
     DIFF_FOLEY,
+    MAX_HITS,
     Cancelled,
     GenerationResult,
+    InvalidRequestError,
     NoAudioStreamError,
     VideoInfo,
+    check_hits,
     mel_spectrogram,
     probe_video,
     read_audio,
@@ -34,15 +45,29 @@ from foley_app.autosave import find_recoverable
 from foley_app.context import AppContext
 from foley_app.document.commands import (
     AcceptTakeCommand,
+    AddHitCommand,
     AddSegmentCommand,
+    ClearHitsCommand,
+    MoveHitCommand,
     MoveSegmentCommand,
+    RedetectHitsCommand,
     RemoveClipCommand,
+    RemoveHitCommand,
     RemoveSegmentsCommand,
     SetClipGainCommand,
     SetTakesCommand,
 )
-from foley_app.document.project import PROJECT_SUFFIX, Take, VideoRef, load_project, save_project
-from foley_app.document.timeline import fill_starts, place_segment
+from foley_app.document.project import (
+    HITS_PENDING,
+    HITS_USER,
+    PROJECT_SUFFIX,
+    Segment,
+    Take,
+    VideoRef,
+    load_project,
+    save_project,
+)
+from foley_app.document.timeline import clamp_hit, fill_starts, place_segment, segment_at
 from foley_app.errors import UserMessage, explain
 from foley_app.export import ExportRequest, ExportResult, run_export
 from foley_app.frames import FrameSource, read_thumbnails
@@ -51,6 +76,7 @@ from foley_app.jobs import Job
 log = logging.getLogger(__name__)
 
 MEL_DEBOUNCE_MS = 250
+DETECT_DEBOUNCE_MS = 300  # hit detection waits until the segments stop changing (a run of nudges, a fill)
 
 
 class PrompterLike(Protocol):
@@ -81,6 +107,7 @@ class Editor(QObject):
     project_saved = Signal(str)
     generation_applied = Signal(str)  # segment id
     generation_dropped = Signal(str, str)  # segment id, why
+    hits_detected = Signal(str)  # segment id: the detector's hits are in the segment
     export_finished = Signal(object)  # ExportResult
     status_message = Signal(str, int)  # text, milliseconds (0 = until replaced)
     thumbnails_ready = Signal(object)  # list[(t, rgb)]
@@ -104,6 +131,15 @@ class Editor(QObject):
         self.doc.clips_changed.connect(self._mel_timer.start)
         self.doc.project_replaced.connect(self._mel_timer.start)
         self.doc.segments_changed.connect(self._cancel_stale_jobs)
+        self._detect_timer = QTimer(self)
+        self._detect_timer.setSingleShot(True)
+        self._detect_timer.setInterval(DETECT_DEBOUNCE_MS)
+        self._detect_timer.timeout.connect(self._detect_pending_hits)
+        self._no_detector_noted = False
+        self._failed_detections: set[tuple[str, float, int]] = set()
+        for sig in (self.doc.segments_changed, self.doc.hits_changed, self.doc.project_replaced):
+            sig.connect(self._on_hits_inputs_changed)
+        ctx.engine.state_changed.connect(self._on_engine_state)
 
     # ---- helpers -------------------------------------------------------------------------------------------------
     def _error(self, exc: BaseException, doing: str) -> None:
@@ -369,6 +405,8 @@ class Editor(QObject):
         else:
             self.doc.set_segment_selection(set())
             self.doc.set_current_segment(seg_id)
+        if self.doc.selected_hit is not None and self.doc.selected_hit[0] != seg_id:
+            self.doc.set_selected_hit()
 
     def select_next_segment(self, step: int) -> None:
         segs = sorted(self.doc.project.segments, key=lambda s: s.start)
@@ -418,24 +456,32 @@ class Editor(QObject):
             seed = s.base_seed
             if new_seeds and seg.takes:
                 seed = max(t.seed for t in seg.takes) + 1
-            jobs.append(self._submit_generation(seg.id, seg.label, seg.start, v.path, s.candidates, seed,
-                                                s.steps or None, s.guidance or None, auto_accept, batch))
+            jobs.append(self._submit_generation(seg, v.path, s.candidates, seed, s.steps or None,
+                                                s.guidance or None, auto_accept, batch))
         return jobs
 
-    def _submit_generation(self, seg_id: str, label: str, start: float, video: str, candidates: int, seed: int,
-                           steps: int | None, guidance: float | None, auto_accept: bool, batch: int) -> Job:
+    def generation_hits(self, seg: Segment) -> list[float] | str:
+        """What a generation of `seg` passes as `hits`: its hits as they are ([] = none), or "auto" while the
+        model's detector has not delivered them yet."""
+        if seg.hits_state == HITS_PENDING and self.ctx.engine.has_hit_detector:
+            return "auto"
+        return list(seg.hits)
+
+    def _submit_generation(self, seg: Segment, video: str, candidates: int, seed: int, steps: int | None,
+                           guidance: float | None, auto_accept: bool, batch: int) -> Job:
         handle = self.ctx.engine
-        meta = {"segment_id": seg_id, "label": label, "start": start, "video": video, "auto_accept": auto_accept,
-                "batch": batch, "queued_at": time.monotonic()}
+        start, hits = seg.start, self.generation_hits(seg)
+        meta = {"segment_id": seg.id, "label": seg.label, "start": start, "video": video, "auto_accept": auto_accept,
+                "batch": batch, "queued_at": time.monotonic(), "hits_token": self.doc.hits_token(seg.id)}
 
         def work(report: Callable[[float, str], None], should_cancel: Callable[[], bool]) -> GenerationResult:
             engine = handle.require()
             return engine.generate(
-                video, start, candidates=candidates, seed=seed, steps=steps, guidance=guidance,
+                video, start, candidates=candidates, seed=seed, steps=steps, guidance=guidance, hits=hits,
                 on_progress=lambda p: report(p.fraction, p.message), should_cancel=should_cancel,
             )
 
-        return self.jobs.submit("generate", f"Generating {label}", work, inference=True, meta=meta,
+        return self.jobs.submit("generate", f"Generating {seg.label}", work, inference=True, meta=meta,
                                 on_result=self._on_generated, on_error=self._on_generation_failed)
 
     def _on_generated(self, job: Job, result: GenerationResult) -> None:
@@ -455,7 +501,8 @@ class Editor(QObject):
         assert seg is not None
         takes = [
             Take(index=c.index, seed=c.seed, audio_id=self.doc.audio.add(c.audio), settings=dict(c.settings),
-                 level_db=level_dbfs(c.audio))
+                 level_db=level_dbfs(c.audio), hits=[float(h) for h in c.settings.get("hits", [])],
+                 hits_source=str(c.settings.get("hits_source", "")))
             for c in result.candidates
         ]
         generation = {**result.settings, "seconds": round(sum(result.timings.values()), 3)}
@@ -467,6 +514,8 @@ class Editor(QObject):
             self.doc.undo_stack.endMacro()
         else:
             self.doc.undo_stack.push(cmd)
+        if result.settings.get("hits_source") == "detected" and self._detection_current(m):
+            self._apply_detected(seg, list(result.settings.get("hits", [])))  # what the engine detected itself
         seeds = f"seeds {takes[0].seed}–{takes[-1].seed}" if len(takes) > 1 else f"seed {takes[0].seed}"
         self._status(f"{seg.label}: {len(takes)} candidates ready ({seeds}) in {generation['seconds']:.1f} s. "
                      "Audition with 1–9, accept with Enter.")
@@ -559,6 +608,175 @@ class Editor(QObject):
             self.doc.undo_stack.push(RemoveClipCommand(self.doc, cid))
         else:
             self._status("Select a clip on the Foley track first.")
+
+    # ---- hits --------------------------------------------------------------------------------------------------------
+    def add_hit_at(self, t: float) -> None:
+        """H: a hit at the playhead, in the segment under it (the current one where segments overlap)."""
+        seg = segment_at(self.doc.project.segments, t, prefer=self.doc.current_segment_id)
+        if seg is None:
+            self._status("No segment under the playhead: hits belong to a segment (add one with N).")
+            return
+        self.add_hit(seg.id, t - seg.start)
+
+    def add_hit(self, seg_id: str, t: float) -> None:
+        """A hit `t` s from the segment's start (clamped into the segment)."""
+        seg = self.doc.segment(seg_id)
+        if seg is None:
+            return
+        h = clamp_hit(t, seg.duration)
+        if h in seg.hits:
+            self._status(f"{seg.label} already has a hit at {h:.3f} s.")
+            return
+        if len(seg.hits) >= MAX_HITS:
+            self._status(f"{seg.label} has {MAX_HITS} hits, the most a segment can have.")
+            return
+        self.select_segment(seg.id)
+        self.doc.undo_stack.push(AddHitCommand(self.doc, seg.id, h))
+
+    def select_hit(self, seg_id: str, t: float) -> None:
+        """Select a hit marker ("" = none); its segment becomes the current one."""
+        if seg_id and self.doc.segment(seg_id) is not None:
+            self.select_segment(seg_id)
+        self.doc.set_selected_hit(seg_id, t)
+
+    def move_hit(self, seg_id: str, old: float, new: float) -> None:
+        seg = self.doc.segment(seg_id)
+        if seg is None or old not in seg.hits:
+            return
+        h = clamp_hit(new, seg.duration)
+        if h != old:
+            self.doc.undo_stack.push(MoveHitCommand(self.doc, seg_id, old, h))
+
+    def delete_hit(self, seg_id: str | None = None, t: float | None = None) -> None:
+        """Delete a hit (default: the selected one)."""
+        if seg_id is None or t is None:
+            if self.doc.selected_hit is None:
+                self._status("Select a hit first (click its marker in the picture lane).")
+                return
+            seg_id, t = self.doc.selected_hit
+        seg = self.doc.segment(seg_id)
+        if seg is not None and t in seg.hits:
+            self.doc.undo_stack.push(RemoveHitCommand(self.doc, seg_id, t))
+
+    def delete_selection(self) -> None:
+        """Del: the selected hit if there is one, else the selected segments."""
+        if self.doc.selected_hit is not None:
+            self.delete_hit()
+        else:
+            self.delete_selected_segments()
+
+    def _hits_macro(self, title: str, commands: list[Any]) -> None:
+        stack = self.doc.undo_stack
+        if len(commands) > 1:
+            stack.beginMacro(title)
+        for cmd in commands:
+            stack.push(cmd)
+        if len(commands) > 1:
+            stack.endMacro()
+
+    def clear_hits(self, seg_ids: list[str] | None = None) -> None:
+        """No hits in the segments (default: the selected ones); the detector leaves them alone from now on."""
+        ids = seg_ids if seg_ids is not None else self.doc.selected_segment_ids()
+        segs = [s for s in (self.doc.segment(i) for i in ids) if s is not None]
+        todo = [s for s in segs if s.hits or s.hits_state != HITS_USER]
+        if not segs:
+            self._status("Select a segment first.")
+            return
+        if not todo:
+            self._status("No hits to clear.")
+            return
+        self._hits_macro(f"Clear hits of {len(todo)} segments", [ClearHitsCommand(self.doc, s.id) for s in todo])
+
+    def redetect_hits(self, seg_ids: list[str] | None = None) -> None:
+        """Hand the segments' hits (default: the selected ones) back to the detector."""
+        if not self.ctx.engine.has_hit_detector:
+            self._status("The model has no hit detector: add hits by hand with H at the playhead.")
+            return
+        ids = seg_ids if seg_ids is not None else self.doc.selected_segment_ids()
+        segs = [s for s in (self.doc.segment(i) for i in ids) if s is not None and s.hits_state != HITS_PENDING]
+        if not segs:
+            self._status("Hits are being detected already." if ids else "Select a segment first.")
+            return
+        self._hits_macro(f"Detect hits of {len(segs)} segments again", [RedetectHitsCommand(self.doc, s.id)
+                                                                          for s in segs])
+
+    # ---- hit detection (background) ----------------------------------------------------------------------------
+    def _on_engine_state(self, state: str) -> None:
+        if state == "loading":  # another model: its detector (if any) gets every pending segment anew
+            self._no_detector_noted = False
+            self._failed_detections.clear()
+            self.jobs.cancel_all("hits")
+        self._on_hits_inputs_changed()
+
+    def _on_hits_inputs_changed(self, *_args: object) -> None:
+        for job in self.jobs.jobs("hits"):
+            if not self._detection_current(job.meta):
+                job.cancel()
+        self._detect_timer.start()
+
+    def _detection_current(self, meta: dict[str, Any]) -> bool:
+        """Whether a detection (or generation) started with `meta` still fits: same video, the segment at the same
+        start, its hits pending and unchanged since."""
+        seg = self.doc.segment(meta.get("segment_id", ""))
+        return (seg is not None and self._same_video(meta.get("video", "")) and abs(seg.start - meta["start"]) < 1e-9
+                and seg.hits_state == HITS_PENDING and self.doc.hits_token(seg.id) == meta.get("hits_token"))
+
+    def _detect_pending_hits(self) -> None:
+        v, handle = self.doc.video, self.ctx.engine
+        pending = sorted((s for s in self.doc.project.segments if s.hits_state == HITS_PENDING),
+                         key=lambda s: s.start)
+        if v is None or not pending or not handle.ready:
+            return
+        if not handle.has_hit_detector:
+            if not self._no_detector_noted:
+                self._no_detector_noted = True
+                follows = "generation follows them" if handle.takes_hits else "this model does not follow them yet"
+                self._status(f"This model has no hit detector: add hits by hand with H at the playhead ({follows}).",
+                             10000)
+            return
+        if not Path(v.path).is_file():
+            return
+        running = {j.meta["segment_id"] for j in self.jobs.jobs("hits") if not j.cancel_requested}
+        for seg in pending:
+            failed = (seg.id, seg.start, self.doc.hits_token(seg.id)) in self._failed_detections
+            if seg.id not in running and not failed:
+                self._submit_detection(seg, v.path)
+
+    def _submit_detection(self, seg: Segment, video: str) -> Job:
+        handle, start = self.ctx.engine, seg.start
+        meta = {"segment_id": seg.id, "label": seg.label, "start": start, "video": video,
+                "hits_token": self.doc.hits_token(seg.id)}
+
+        def work(report: Callable[[float, str], None], should_cancel: Callable[[], bool]) -> list[float]:
+            return list(handle.require().detect_hits(video, start, should_cancel=should_cancel))
+
+        return self.jobs.submit("hits", f"Detecting hits of {seg.label}", work, inference=True, meta=meta,
+                                on_result=self._on_hits_detected, on_error=self._on_detection_failed)
+
+    def _on_hits_detected(self, job: Job, hits: list[float]) -> None:
+        seg = self.doc.segment(job.meta["segment_id"])
+        if seg is None or not self._detection_current(job.meta):
+            log.info("hits detected for %s dropped: the segment changed meanwhile", job.meta["label"])
+            return
+        self._apply_detected(seg, hits)
+
+    def _apply_detected(self, seg: Segment, hits: list[float]) -> None:
+        try:
+            times = check_hits(hits, seg.duration)
+        except InvalidRequestError as exc:
+            self._failed_detections.add((seg.id, seg.start, self.doc.hits_token(seg.id)))
+            self._status(f"The hit detector gave unusable times for {seg.label}: {exc}", 10000)
+            return
+        self.doc.set_detected_hits(seg.id, times)
+        self._status(f"{seg.label}: {len(times)} hit{'s' if len(times) != 1 else ''} detected.")
+        self.hits_detected.emit(seg.id)
+
+    def _on_detection_failed(self, job: Job, exc: BaseException) -> None:
+        if isinstance(exc, Cancelled):
+            return
+        m = job.meta
+        self._failed_detections.add((m["segment_id"], m["start"], m["hits_token"]))
+        self._status(f"Hit detection of {m['label']} failed: {exc} (add hits by hand with H).", 10000)
 
     # ---- export ------------------------------------------------------------------------------------------------------
     def export_defaults(self) -> Any:

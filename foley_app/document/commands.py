@@ -2,7 +2,8 @@
 
 Every command keeps what it needs to undo itself (the removed segment, the previous takes, the replaced clip).
 Audio is never deleted from the store by an undo, so a redo finds it again; unreferenced audio is dropped from
-disk when the project is saved.
+disk when the project is saved. Hit edits keep the segment's hits and their state before and after (snapshots),
+so an undo also hands a segment back to the detector when its hits were still pending or detected.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 from PySide6.QtGui import QUndoCommand
 
 from foley_app.document.document import ProjectDocument
-from foley_app.document.project import Clip, Segment, Take, new_id
+from foley_app.document.project import HITS_DETECTED, HITS_PENDING, HITS_USER, Clip, Segment, Take, new_id
+from foley_app.document.timeline import shift_hits
 
 # merge ids (QUndoCommand.id): consecutive commands with the same id may merge
 _ID_NUDGE = 1001
@@ -60,7 +62,11 @@ class RemoveSegmentsCommand(QUndoCommand):
 
 
 class MoveSegmentCommand(QUndoCommand):
-    """Move a segment to a new start. Keyboard nudges of one segment merge into one undo step."""
+    """Move a segment to a new start. Keyboard nudges of one segment merge into one undo step.
+
+    Its hits stay at their picture times (shifted by the move; those that leave the segment are dropped); detected
+    hits become pending again, so the detector looks at the new place.
+    """
 
     def __init__(self, doc: ProjectDocument, seg_id: str, new_start: float, *, old_start: float | None = None,
                  nudge: bool = False) -> None:
@@ -71,7 +77,15 @@ class MoveSegmentCommand(QUndoCommand):
         self.old = seg.start if old_start is None else old_start
         self.new = new_start
         self.nudge = nudge
+        self._hits_base = seg.start
+        self.old_hits = (list(seg.hits), seg.hits_state)
+        self._duration = seg.duration
         super().__init__(f"{'Nudge' if nudge else 'Move'} segment {seg.label}")
+
+    def _new_hits(self) -> tuple[list[float], str]:
+        hits, state = self.old_hits
+        shifted = shift_hits(hits, self.new - self._hits_base, self._duration)
+        return shifted, (HITS_PENDING if state == HITS_DETECTED else state)
 
     def id(self) -> int:
         return _ID_NUDGE if self.nudge else -1
@@ -80,13 +94,16 @@ class MoveSegmentCommand(QUndoCommand):
         if not isinstance(other, MoveSegmentCommand) or other.seg_id != self.seg_id or not other.nudge:
             return False
         self.new = other.new
+        self.redo()  # the hits again from this command's originals: one pushed out by a nudge comes back
         return True
 
     def redo(self) -> None:
         self.doc.set_segment_start(self.seg_id, self.new)
+        self.doc.set_segment_hits(self.seg_id, *self._new_hits())
 
     def undo(self) -> None:
         self.doc.set_segment_start(self.seg_id, self.old)
+        self.doc.set_segment_hits(self.seg_id, *self.old_hits)
 
 
 class SetTakesCommand(QUndoCommand):
@@ -182,3 +199,77 @@ class SetClipGainCommand(QUndoCommand):
 
     def undo(self) -> None:
         self.doc.set_clip_gain(self.clip_id, self.old)
+
+
+# ---- hits ---------------------------------------------------------------------------------------------------
+class _HitsCommand(QUndoCommand):
+    """A change of one segment's hits: the hits and their state before and after, and the hit selected after."""
+
+    def __init__(self, doc: ProjectDocument, seg_id: str, hits: list[float], state: str, text: str, *,
+                 select: float | None = None) -> None:
+        self.doc = doc
+        self.seg_id = seg_id
+        seg = doc.segment(seg_id)
+        assert seg is not None, f"no segment {seg_id}"
+        self.old = (list(seg.hits), seg.hits_state)
+        self.new = (sorted(hits), state)
+        self._select = select
+        self._selected_before = doc.selected_hit
+        super().__init__(text.format(label=seg.label))
+
+    def redo(self) -> None:
+        self.doc.set_segment_hits(self.seg_id, *self.new)
+        if self._select is not None:
+            self.doc.set_selected_hit(self.seg_id, self._select)
+
+    def undo(self) -> None:
+        self.doc.set_segment_hits(self.seg_id, *self.old)
+        if self._selected_before is not None:
+            self.doc.set_selected_hit(*self._selected_before)
+
+
+def _hits_of(doc: ProjectDocument, seg_id: str) -> list[float]:
+    seg = doc.segment(seg_id)
+    assert seg is not None, f"no segment {seg_id}"
+    return list(seg.hits)
+
+
+class AddHitCommand(_HitsCommand):
+    """A hit at `t` s from the segment start (the user's, like every hit edit)."""
+
+    def __init__(self, doc: ProjectDocument, seg_id: str, t: float) -> None:
+        hits = _hits_of(doc, seg_id)
+        assert t not in hits, f"{seg_id} already has a hit at {t}"
+        super().__init__(doc, seg_id, [*hits, t], HITS_USER, f"Add hit at {t:.3f} s to {{label}}", select=t)
+
+
+class MoveHitCommand(_HitsCommand):
+    """Move one hit of a segment from `old` to `new` (s from the segment start)."""
+
+    def __init__(self, doc: ProjectDocument, seg_id: str, old: float, new: float) -> None:
+        hits = _hits_of(doc, seg_id)
+        assert old in hits, f"{seg_id} has no hit at {old}"
+        rest = [h for h in hits if h != old]
+        super().__init__(doc, seg_id, sorted({*rest, new}), HITS_USER,
+                         f"Move hit of {{label}} from {old:.3f} to {new:.3f} s", select=new)
+
+
+class RemoveHitCommand(_HitsCommand):
+    def __init__(self, doc: ProjectDocument, seg_id: str, t: float) -> None:
+        hits = _hits_of(doc, seg_id)
+        assert t in hits, f"{seg_id} has no hit at {t}"
+        super().__init__(doc, seg_id, [h for h in hits if h != t], HITS_USER, f"Delete hit at {t:.3f} s of {{label}}")
+
+
+class ClearHitsCommand(_HitsCommand):
+    """No hits in the segment (the user's choice: the detector does not fill it again)."""
+
+    def __init__(self, doc: ProjectDocument, seg_id: str) -> None:
+        super().__init__(doc, seg_id, [], HITS_USER, "Clear hits of {label}")
+
+
+class RedetectHitsCommand(_HitsCommand):
+    """Hand the segment's hits back to the detector: they stay shown until its result replaces them."""
+
+    def __init__(self, doc: ProjectDocument, seg_id: str) -> None:
+        super().__init__(doc, seg_id, _hits_of(doc, seg_id), HITS_PENDING, "Detect hits of {label} again")

@@ -3,7 +3,13 @@
 Views read the document and subscribe to its signals; they change it only by pushing commands
 (`foley_app.document.commands`) onto `undo_stack`. The low-level mutators below (`insert_segment`, ...) are for
 those commands. What is not an edit (the current segment, the auditioned take, the original audio read from the
-video) is state here too, but has no undo.
+video, the selected hit) is state here too, but has no undo.
+
+Hits found by the detector are a fact about the picture, as the original audio is: they enter a segment whose hits
+are still `HITS_PENDING` through `set_detected_hits` (marks the project modified, no undo entry: an undo step for
+work the user did not ask for would only be redone by the next detection). Every change the user makes to hits is
+a command. `hits_token(seg_id)` changes with every change of a segment's hits, so a detection started before an
+edit can tell that its result is stale.
 """
 
 from __future__ import annotations
@@ -14,7 +20,17 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
-from foley_app.document.project import AudioStore, Clip, Project, Segment, Take, VideoRef
+from foley_app.document.project import (
+    HITS_DETECTED,
+    HITS_PENDING,
+    HITS_STATES,
+    AudioStore,
+    Clip,
+    Project,
+    Segment,
+    Take,
+    VideoRef,
+)
 from foley_app.document.timeline import MixClip, db_to_gain, render_mix
 
 
@@ -24,11 +40,13 @@ class ProjectDocument(QObject):
     project_replaced = Signal()
     segments_changed = Signal()  # added, removed or moved
     segment_changed = Signal(str)  # one segment moved or got new takes
+    hits_changed = Signal(str)  # one segment's hits (or their state) changed
     clips_changed = Signal()
     current_segment_changed = Signal(str)  # "" for none
     current_take_changed = Signal(str, int)
     selection_changed = Signal()
     selected_clip_changed = Signal(str)
+    selected_hit_changed = Signal()
     original_audio_changed = Signal()
     modified_changed = Signal(bool)
     path_changed = Signal()
@@ -46,6 +64,8 @@ class ProjectDocument(QObject):
         self._current_take: dict[str, int] = {}
         self._selected_segments: set[str] = set()
         self._selected_clip = ""
+        self._selected_hit: tuple[str, float] | None = None
+        self._hits_tokens: dict[str, int] = {}
         self._extra_modified = False  # changes with no undo entry (a recovered or relinked project)
         self._track_cache: tuple[int, np.ndarray] | None = None
         self._clips_revision = 0
@@ -68,6 +88,8 @@ class ProjectDocument(QObject):
         self._current_take = {}
         self._selected_segments = set()
         self._selected_clip = ""
+        self._selected_hit = None
+        self._hits_tokens = {}
         self._extra_modified = modified
         self.undo_stack.clear()
         self.undo_stack.setClean()
@@ -192,6 +214,30 @@ class ProjectDocument(QObject):
             self._selected_clip = clip_id
             self.selected_clip_changed.emit(clip_id)
 
+    @property
+    def selected_hit(self) -> tuple[str, float] | None:
+        """(segment id, hit time) of the selected hit marker, or None."""
+        return self._selected_hit
+
+    def set_selected_hit(self, seg_id: str = "", t: float = 0.0) -> None:
+        """Select one hit of a segment ("" = none)."""
+        seg = self.project.segment(seg_id)
+        value = (seg_id, t) if seg is not None and t in seg.hits else None
+        if value != self._selected_hit:
+            self._selected_hit = value
+            self.selected_hit_changed.emit()
+
+    def hits_token(self, seg_id: str) -> int:
+        """Changes whenever the segment's hits change (a detection compares it with the one it started with)."""
+        return self._hits_tokens.get(seg_id, 0)
+
+    def set_detected_hits(self, seg_id: str, hits: list[float]) -> None:
+        """The detector's hits for a segment whose hits are pending (no undo entry; the project is modified)."""
+        seg = self.project.segment(seg_id)
+        assert seg is not None and seg.hits_state == HITS_PENDING, f"segment {seg_id} does not wait for hits"
+        self.set_segment_hits(seg_id, hits, HITS_DETECTED)
+        self.mark_modified()
+
     # ---- mutators for commands ------------------------------------------------------------------------------
     def _bump(self, *, clips: bool = False) -> None:
         self.revision += 1
@@ -211,6 +257,8 @@ class ProjectDocument(QObject):
         index = next(i for i, s in enumerate(segs) if s.id == seg_id)
         seg = segs.pop(index)
         self._selected_segments.discard(seg_id)
+        if self._selected_hit is not None and self._selected_hit[0] == seg_id:
+            self.set_selected_hit()
         if self._current_segment == seg_id:
             self.set_current_segment(segs[min(index, len(segs) - 1)].id if segs else "")
         self._bump()
@@ -224,6 +272,20 @@ class ProjectDocument(QObject):
         self._bump()
         self.segment_changed.emit(seg_id)
         self.segments_changed.emit()
+
+    def set_segment_hits(self, seg_id: str, hits: list[float], state: str) -> None:
+        """Replace a segment's hits (sorted, inside the segment) and their state."""
+        seg = self.project.segment(seg_id)
+        assert seg is not None, f"no segment {seg_id}"
+        assert state in HITS_STATES, f"hits state {state!r}"
+        assert all(0.0 <= t < seg.duration for t in hits), f"hits outside {seg.label}: {hits}"
+        seg.hits, seg.hits_state = sorted(hits), state
+        self._hits_tokens[seg_id] = self.hits_token(seg_id) + 1
+        sel = self._selected_hit
+        if sel is not None and sel[0] == seg_id and sel[1] not in seg.hits:
+            self.set_selected_hit()
+        self._bump()
+        self.hits_changed.emit(seg_id)
 
     def set_takes(self, seg_id: str, takes: list[Take], generation: dict, warnings: list[str]) -> None:
         seg = self.project.segment(seg_id)

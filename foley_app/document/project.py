@@ -2,8 +2,12 @@
 
 Pure Python + numpy (no Qt). A project on disk is
 
-    film.foleyproj           JSON: {"format": "mdsgen-foley-project", "version": 1, "video": ..., "segments": ...}
+    film.foleyproj           JSON: {"format": "mdsgen-foley-project", "version": 2, "video": ..., "segments": ...}
     film.media/<audio>.wav   every take and clip audio the JSON names, 24-bit PCM at the project's sample rate
+
+Version 2 added hits (onset times, s from the segment start) to segments ("hits", "hits_state") and takes ("hits",
+"hits_source"). A version 1 file still opens: its segments' hits are "not detected yet" (`HITS_PENDING`, none),
+its takes' hits are those their settings recorded, if any.
 
 Every file is written atomically (temp file beside the target, fsync, rename), audio before the JSON that names
 it, so a crash or a full disk at any moment leaves the previous project readable. Audio is immutable once made
@@ -28,9 +32,16 @@ from engine import atomic_write_text, write_wav
 from foley_app.errors import ProjectFileError
 
 FORMAT = "mdsgen-foley-project"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PROJECT_SUFFIX = ".foleyproj"
 SAMPLE_RATE = 16_000
+
+
+# What a segment's hits are (Segment.hits_state):
+HITS_PENDING = "pending"  # not detected yet: the detector (when the model has one) fills or replaces them
+HITS_DETECTED = "detected"  # found by the detector, untouched since
+HITS_USER = "user"  # the user's: added, moved, deleted or cleared by hand (no detection overwrites them)
+HITS_STATES = (HITS_PENDING, HITS_DETECTED, HITS_USER)
 
 
 def new_id() -> str:
@@ -60,11 +71,23 @@ class Take:
     audio_id: str
     settings: dict[str, Any]
     level_db: float
+    hits: list[float] = field(default_factory=list)  # the hits it was made with (s from its start)
+    hits_source: str = ""  # the engine's word for them: "detected", "user", "none", "ignored" ("" = unknown)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Take:
+        d = dict(d)
+        settings = d.get("settings") or {}
+        d.setdefault("hits", settings.get("hits", []))  # a version 1 file: what the engine recorded, if anything
+        d.setdefault("hits_source", settings.get("hits_source", ""))
+        d["hits"] = [float(h) for h in d["hits"]]
+        return cls(**d)
 
 
 @dataclass
 class Segment:
-    """A fixed-length window of the video marked for generation, with the takes generated for it."""
+    """A fixed-length window of the video marked for generation, with the takes generated for it and its hits
+    (sorted onset times in seconds from `start`, each in [0, duration))."""
 
     id: str
     number: int
@@ -73,6 +96,8 @@ class Segment:
     takes: list[Take] = field(default_factory=list)
     generation: dict[str, Any] = field(default_factory=dict)  # settings of the last generation (steps, ...)
     warnings: list[str] = field(default_factory=list)
+    hits: list[float] = field(default_factory=list)
+    hits_state: str = HITS_PENDING  # one of HITS_STATES
 
     @property
     def end(self) -> float:
@@ -163,8 +188,9 @@ class Project:
         segments = [
             Segment(
                 id=s["id"], number=int(s["number"]), start=float(s["start"]), duration=float(s["duration"]),
-                takes=[Take(**t) for t in s.get("takes", [])], generation=dict(s.get("generation", {})),
-                warnings=list(s.get("warnings", [])),
+                takes=[Take.from_dict(t) for t in s.get("takes", [])], generation=dict(s.get("generation", {})),
+                warnings=list(s.get("warnings", [])), hits=sorted(float(h) for h in s.get("hits", [])),
+                hits_state=_hits_state(s.get("hits_state", HITS_PENDING)),
             )
             for s in d.get("segments", [])
         ]
@@ -174,6 +200,12 @@ class Project:
             next_segment_number=int(d.get("next_segment_number", len(segments) + 1)),
             sample_rate=int(d.get("sample_rate", SAMPLE_RATE)),
         )
+
+
+def _hits_state(value: object) -> str:
+    if value not in HITS_STATES:
+        raise ValueError(f"hits_state {value!r} is none of {HITS_STATES}")
+    return str(value)
 
 
 class AudioStore:

@@ -16,11 +16,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 EDGE_FADE_S = 0.005
 DEFAULT_FILL_OVERLAP_S = 1.6  # FoleyTune's chunk overlap; Kdenlive asks for >= 0.5 s handles
+
+
+class _HasSpan(Protocol):
+    id: str
+    start: float
+    duration: float
+
+
+_Span = TypeVar("_Span", bound=_HasSpan)
 
 
 # ---- frames and segments -------------------------------------------------------------------------------------
@@ -70,6 +80,29 @@ def fill_starts(video_duration: float, segment_duration: float, overlap: float, 
         k += 1
     starts.append(last)
     return starts
+
+
+# ---- hits ----------------------------------------------------------------------------------------------------
+HIT_DECIMALS = 4  # hits are kept to 0.1 ms (as the engine's check_hits rounds them)
+
+
+def clamp_hit(t: float, segment_duration: float) -> float:
+    """A hit time (s from the segment start) kept inside [0, duration): the segment's last 0.1 ms is its end."""
+    return round(min(max(t, 0.0), segment_duration - 10.0 ** -HIT_DECIMALS), HIT_DECIMALS)
+
+
+def shift_hits(hits: Sequence[float], delta: float, segment_duration: float) -> list[float]:
+    """Hits after their segment's start moved by `delta` s, kept at the same picture times: each becomes
+    t - delta; those that leave [0, duration) are dropped."""
+    out = {round(t - delta, HIT_DECIMALS) for t in hits}
+    return sorted(t for t in out if 0.0 <= t < segment_duration)
+
+
+def segment_at(segments: Sequence[_Span], t: float, prefer: str = "") -> _Span | None:
+    """The segment whose [start, end) holds time `t`: `prefer` (an id) if it does, else the latest-starting one."""
+    inside = [s for s in segments if s.start <= t < s.start + s.duration]
+    chosen = next((s for s in inside if s.id == prefer), None)
+    return chosen or max(inside, key=lambda s: s.start, default=None)
 
 
 def format_time(t: float, fps: float | None = None) -> str:

@@ -1,5 +1,6 @@
 """The inspector: the current segment's candidates (seeds, settings, level, waveform + mel of the highlighted one),
-audition / accept / regenerate, the gain of its clip on the track; and a tab listing every clip on the track."""
+its hits and those the highlighted take was made with, audition / accept / regenerate, the gain of its clip on the
+track; and a tab listing every clip on the track."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from engine import DIFF_FOLEY, mel_spectrogram
 from foley_app.document.document import ProjectDocument
+from foley_app.document.project import HITS_DETECTED, HITS_PENDING, Segment
 from foley_app.document.timeline import format_time
 from foley_app.jobs import Job, JobProgress, JobRunner
 from foley_app.views import theme
@@ -117,6 +119,12 @@ class CandidatesPanel(QWidget):
         self.info.setObjectName("muted")
         self.info.setWordWrap(True)
         col.addWidget(self.info)
+        self.hits_info = QLabel("")
+        self.hits_info.setObjectName("muted")
+        self.hits_info.setWordWrap(True)
+        self.hits_info.setToolTip("Hits are the onsets of the segment's sounds (the cyan markers in the picture lane; "
+                                  "the pink ones are the highlighted candidate's). H adds one at the playhead.")
+        col.addWidget(self.hits_info)
         self.random_banner = QLabel("Test bundle with RANDOM weights: candidates are noise, not Foley.")
         self.random_banner.setObjectName("randomWeights")
         self.random_banner.setWordWrap(True)
@@ -226,11 +234,14 @@ class CandidatesPanel(QWidget):
         document.segment_changed.connect(self._on_segment_changed)
         document.clips_changed.connect(self.refresh)
         document.current_take_changed.connect(self._on_current_take)
+        document.hits_changed.connect(self._on_segment_changed)
         jobs.job_queued.connect(self._on_job)
         jobs.job_started.connect(self._on_job)
         jobs.job_progress.connect(self._on_job_progress)
         jobs.job_finished.connect(self._refresh_progress)
         self.random_weights = False
+        self.has_hit_detector = False
+        self.takes_hits: bool | None = None  # None: no model loaded yet
         self.refresh()
 
     # ---- state -------------------------------------------------------------------------------------------------
@@ -240,6 +251,29 @@ class CandidatesPanel(QWidget):
     def set_random_weights(self, random: bool) -> None:
         self.random_weights = random
         self.random_banner.setVisible(random)
+
+    def set_hit_support(self, has_detector: bool, takes_hits: bool | None) -> None:
+        """What the loaded model does with hits (`takes_hits` None: no model yet)."""
+        self.has_hit_detector, self.takes_hits = has_detector, takes_hits
+        self.refresh()
+
+    def _hits_text(self, seg: Segment) -> str:
+        n = len(seg.hits)
+        if seg.hits_state == HITS_PENDING and self.has_hit_detector:
+            text = "Hits: detecting…"
+        elif n:
+            whose = {HITS_DETECTED: "detected", HITS_PENDING: "to be detected again"}.get(seg.hits_state, "yours")
+            text = f"Hits: {n} ({whose})"
+        else:
+            text = "Hits: none" + ("" if self.has_hit_detector else " (the model has no hit detector)")
+        text += " · H adds one at the playhead, Del deletes the selected one"
+        if self.takes_hits is False:
+            text += " · this model does not follow hits"
+        take = self.doc.current_take(seg.id)
+        if take is not None:
+            n = len(take.hits)
+            text += f" · candidate {take.index + 1} was made with {n} hit{'s' if n != 1 else ''}"
+        return text
 
     def set_auditioning(self, value: tuple[str, int] | None) -> None:
         self.model.set_auditioning(value)
@@ -252,6 +286,7 @@ class CandidatesPanel(QWidget):
             self.title.setText("No segment")
             self.info.setText("Add a segment at the playhead with I (start here) or O (end here), or use "
                               "Segment ▸ Fill Whole Video.")
+            self.hits_info.setText("")
             self.notes.hide()
             for b in (self.regenerate_button, self.audition_button, self.accept_button):
                 b.setEnabled(False)
@@ -270,6 +305,7 @@ class CandidatesPanel(QWidget):
             )
         else:
             self.info.setText("No candidates yet: press Generate (Ctrl+G).")
+        self.hits_info.setText(self._hits_text(seg))
         notes = list(seg.warnings)
         made_for = {float(t.settings.get("start", seg.start)) for t in seg.takes}
         if seg.takes and any(abs(m - seg.start) > 1e-6 for m in made_for):
@@ -315,6 +351,9 @@ class CandidatesPanel(QWidget):
                     QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
                 )
             self._show_preview()
+            seg = self.doc.current_segment()
+            if seg is not None:
+                self.hits_info.setText(self._hits_text(seg))
 
     def _on_segment_changed(self, seg_id: str) -> None:
         if seg_id == self.doc.current_segment_id:

@@ -66,6 +66,7 @@ A_NUDGE_L, A_NUDGE_R, A_NUDGE_L_1S, A_NUDGE_R_1S = "nudge_left", "nudge_right", 
 A_PREV_SEGMENT, A_NEXT_SEGMENT, A_DELETE_SEGMENT, A_FILL = "prev_segment", "next_segment", "delete_segment", "fill"
 A_GENERATE, A_REGENERATE, A_CANCEL = "generate", "regenerate", "cancel_generation"
 A_ACCEPT, A_STOP_AUDITION, A_REMOVE_CLIP = "accept", "stop_audition", "remove_clip"
+A_ADD_HIT, A_DELETE_HIT, A_CLEAR_HITS, A_REDETECT_HITS = "add_hit", "delete_hit", "clear_hits", "redetect_hits"
 A_ZOOM_IN, A_ZOOM_OUT, A_ZOOM_FIT, A_MUTE_ORIGINAL, A_HISTORY = "zoom_in", "zoom_out", "zoom_fit", "mute", "history"
 A_SHORTCUTS, A_LOG_FOLDER, A_ABOUT = "shortcuts", "log_folder", "about"
 
@@ -251,10 +252,19 @@ class MainWindow(QMainWindow):
         a(A_NUDGE_R_1S, "Nudge Segment Right 1 s", lambda: ed.nudge_selected(fps()), "Alt+Shift+Right")
         a(A_PREV_SEGMENT, "Previous Segment", lambda: ed.select_next_segment(-1), "[")
         a(A_NEXT_SEGMENT, "Next Segment", lambda: ed.select_next_segment(1), "]")
-        a(A_DELETE_SEGMENT, "&Delete Segment", ed.delete_selected_segments, ["Delete", "Backspace"],
-          tip="Delete the selected segments and their candidates (clips on the track stay)")
+        a(A_DELETE_SEGMENT, "&Delete Segment", ed.delete_selection, ["Delete", "Backspace"],
+          tip="Delete the selected hit; with no hit selected, the selected segments and their candidates (clips "
+          "on the track stay)")
         a(A_FILL, "&Fill Whole Video", ed.fill_whole_video, "Ctrl+Shift+F",
           tip="Generate overlapping segments across the whole video and splice them with crossfades")
+
+        a(A_ADD_HIT, "Add &Hit at Playhead", lambda: ed.add_hit_at(pb.current_time()), "H",
+          tip="Add a hit (a sound's onset) at the playhead, in the segment under it")
+        a(A_DELETE_HIT, "&Delete Selected Hit", lambda: ed.delete_hit(), tip="Delete the selected hit marker (Del)")
+        a(A_CLEAR_HITS, "&Clear Hits of Segment", lambda: ed.clear_hits(),
+          tip="Remove every hit of the selected segments (the detector leaves them empty)")
+        a(A_REDETECT_HITS, "Detect Hits &Again", lambda: ed.redetect_hits(),
+          tip="Replace the hits of the selected segments with the model's hit detector's")
 
         a(A_GENERATE, "&Generate Foley", lambda: ed.generate(), "Ctrl+G",
           tip="Generate candidates for the selected segments")
@@ -347,6 +357,7 @@ class MainWindow(QMainWindow):
                            A_HOME, A_END])
         menu("&Segment", [A_NEW_SEGMENT, A_MARK_IN, A_MARK_OUT, None, A_NUDGE_L, A_NUDGE_R, A_NUDGE_L_1S,
                           A_NUDGE_R_1S, None, A_PREV_SEGMENT, A_NEXT_SEGMENT, None, A_DELETE_SEGMENT, None, A_FILL])
+        menu("&Hits", [A_ADD_HIT, A_DELETE_HIT, None, A_CLEAR_HITS, A_REDETECT_HITS])
         cm = menu("&Generate", [A_GENERATE, A_REGENERATE, A_CANCEL, None])
         am = cm.addMenu("&Audition")  # type: ignore[attr-defined]
         for k in range(1, 10):
@@ -380,6 +391,12 @@ class MainWindow(QMainWindow):
         tl.segment_move_requested.connect(ed.move_segment)
         tl.clip_selected.connect(doc.set_selected_clip)
         tl.mute_original_toggled.connect(lambda m: self.actions_[A_MUTE_ORIGINAL].setChecked(m))
+        tl.hit_selected.connect(ed.select_hit)
+        tl.hit_move_requested.connect(ed.move_hit)
+        tl.hit_add_requested.connect(ed.add_hit)
+        tl.hit_delete_requested.connect(ed.delete_hit)
+        tl.hits_clear_requested.connect(lambda sid: ed.clear_hits([sid]))
+        tl.hits_redetect_requested.connect(lambda sid: ed.redetect_hits([sid]))
         p = self.panel
         p.audition_requested.connect(ed.audition)
         p.accept_requested.connect(ed.accept)
@@ -404,6 +421,7 @@ class MainWindow(QMainWindow):
         doc.segments_changed.connect(self._update_enabled)
         doc.current_segment_changed.connect(self._update_enabled)
         doc.clips_changed.connect(self._update_enabled)
+        doc.selected_hit_changed.connect(self._update_enabled)
         self.ctx.engine.state_changed.connect(self._on_engine_state)
         self.ctx.autosaver.failed.connect(self._on_autosave_failed)
         self._set_mute_original(self.ctx.settings.mute_original)
@@ -418,8 +436,13 @@ class MainWindow(QMainWindow):
         has_seg = self.doc.current_segment() is not None
         for key in (A_NEW_SEGMENT, A_MARK_IN, A_MARK_OUT, A_FILL, A_PLAY, A_J, A_K, A_L):
             self.actions_[key].setEnabled(has_video)
-        for key in (A_GENERATE, A_NUDGE_L, A_NUDGE_R, A_NUDGE_L_1S, A_NUDGE_R_1S, A_DELETE_SEGMENT):
+        for key in (A_GENERATE, A_NUDGE_L, A_NUDGE_R, A_NUDGE_L_1S, A_NUDGE_R_1S, A_DELETE_SEGMENT, A_CLEAR_HITS):
             self.actions_[key].setEnabled(has_video and has_seg)
+        self.actions_[A_ADD_HIT].setEnabled(has_video and bool(self.doc.project.segments))
+        self.actions_[A_REDETECT_HITS].setEnabled(has_video and has_seg and self.ctx.engine.has_hit_detector)
+        hit = self.doc.selected_hit is not None
+        self.actions_[A_DELETE_HIT].setEnabled(hit)
+        self.actions_[A_DELETE_SEGMENT].setText("&Delete Hit" if hit else "&Delete Segment")
         self.actions_[A_EXPORT].setEnabled(bool(self.doc.project.clips))
 
     def _on_project_replaced(self) -> None:
@@ -485,6 +508,9 @@ class MainWindow(QMainWindow):
         self.model_label.style().unpolish(self.model_label)
         self.model_label.style().polish(self.model_label)
         self.panel.set_random_weights(eng.random_weights)
+        self.panel.set_hit_support(eng.has_hit_detector, eng.takes_hits if eng.ready else None)
+        self.timeline.set_hit_detection(eng.has_hit_detector)
+        self._update_enabled()
         if state == "failed" and not self._engine_error_shown and eng.error is not None:
             self._engine_error_shown = True
             self.prompter.error(explain(eng.error, "loading the model"))

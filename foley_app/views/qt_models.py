@@ -83,7 +83,8 @@ class CandidatesModel(QAbstractTableModel):
             s = take.settings
             return (f"Candidate {index.row() + 1}: seed {take.seed}, {s.get('steps')} steps, guidance "
                     f"{s.get('guidance')}, made for {s.get('start', 0):.3f} s with {s.get('bundle')} "
-                    f"({s.get('backend')}). Press {index.row() + 1} to audition it.")
+                    f"({s.get('backend')}), {len(take.hits)} hit{'s' if len(take.hits) != 1 else ''}"
+                    f"{f' ({take.hits_source})' if take.hits_source else ''}. Press {index.row() + 1} to audition it.")
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (0, 1, 2):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None

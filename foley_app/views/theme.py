@@ -25,6 +25,11 @@ SEGMENT_TEXT = "#f3d9a6"
 CLIP_TEXT = "#cfeed8"
 CLIP_EDGE = "#3f7a52"
 CLIP_EDGE_SELECTED = "#a8f0bf"
+HIT = "#4fd3e8"  # the current segment's hits
+HIT_DIM = "#3a8796"  # other segments' hits
+HIT_SELECTED = "#ffffff"
+HIT_OUTLINE = "#101214"
+TAKE_HIT = "#ff6fd1"  # the hits the highlighted take was made with
 
 SEGMENT_BRUSH = pg.mkBrush(224, 164, 58, 40)
 SEGMENT_SELECTED_BRUSH = pg.mkBrush(224, 164, 58, 70)

@@ -4,16 +4,22 @@ Each lane is a pyqtgraph plot with a header on its left; all lanes share one x a
 zoom/scroll (mouse wheel zooms time, drag pans, the scroll bar below follows). Segments are fixed-length regions
 that snap to frames while dragged; a drag pushes one command when released (live preview while dragging). The view
 never changes the document: it emits intents (`*_requested`) that the editor turns into commands.
+
+Hits are thin lines with a handle in the lower band of a segment in the picture lane: a click selects one, a drag
+moves it inside its segment (one command when released), a right click opens the hit menu (delete, clear, detect
+again; on a segment: add a hit there). Above them, in another colour, the hits the highlighted take of the current
+segment was made with, at the picture times it was made for.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QMenu,
     QScrollBar,
     QSizePolicy,
     QToolButton,
@@ -22,11 +28,14 @@ from PySide6.QtWidgets import (
 )
 
 from foley_app.document.document import ProjectDocument
-from foley_app.document.timeline import crossfade_spans, place_segment
+from foley_app.document.project import HITS_PENDING, HITS_USER
+from foley_app.document.timeline import clamp_hit, crossfade_spans, place_segment
 from foley_app.views import theme
 
 HEADER_WIDTH = 118
 SCROLL_STEPS = 10_000
+HIT_SPAN = (0.0, 0.52)  # fraction of the picture lane's height: the segment's hits
+TAKE_HIT_SPAN = (0.54, 0.72)  # the highlighted take's hits, just above
 
 
 class TimeAxis(pg.AxisItem):
@@ -55,6 +64,7 @@ class SegmentRegion(pg.LinearRegionItem):
             line.setPen(pg.mkPen(theme.SEGMENT_EDGE, width=1.5))
         self.on_drag = None  # callable(seg_id, proposed_start, finished)
         self.on_click = None  # callable(seg_id, modifiers)
+        self.on_menu = None  # callable(seg_id, None, x, screen_pos)
         self._grab_offset = 0.0
         self.setZValue(10)
 
@@ -76,6 +86,62 @@ class SegmentRegion(pg.LinearRegionItem):
         if ev.button() == Qt.MouseButton.LeftButton and self.on_click is not None:
             ev.accept()
             self.on_click(self.seg_id, ev.modifiers())
+        elif ev.button() == Qt.MouseButton.RightButton and self.on_menu is not None:
+            ev.accept()
+            self.on_menu(self.seg_id, None, float(ev.pos().x()), ev.screenPos())
+
+
+class OutlinedLine(pg.InfiniteLine):
+    """An InfiniteLine drawn on a dark outline, so that a thin line shows over any thumbnail."""
+
+    def paint(self, p, *args) -> None:
+        ends = getattr(self, "_endPoints", None)  # the span's ends in the line's coordinates (set with its bounds)
+        if ends is not None:
+            p.setPen(pg.mkPen(theme.HIT_OUTLINE, width=self.currentPen.widthF() + 2))
+            p.drawLine(QPointF(ends[0], 0.0), QPointF(ends[1], 0.0))
+        super().paint(p, *args)
+
+
+class HitMarker(OutlinedLine):
+    """One hit of a segment: a vertical line over the lower band with a handle on top, on a dark outline so that it
+    shows over any thumbnail. A drag reports proposed positions (the view clamps them); a click selects; a right
+    click asks for the hit menu. The current segment's hits are bright, other segments' dimmed."""
+
+    def __init__(self, seg_id: str, time: float, x: float) -> None:
+        super().__init__(pos=x, angle=90, movable=True, span=HIT_SPAN, pen=pg.mkPen(theme.HIT, width=2),
+                         hoverPen=pg.mkPen(theme.HIT_SELECTED, width=3), markers=[("v", 1.0, 10)])
+        self.seg_id = seg_id
+        self.time = time  # s from the segment start
+        self.on_drag = None  # callable(marker, proposed_x, finished)
+        self.on_click = None  # callable(seg_id, time)
+        self.on_menu = None  # callable(seg_id, time, x, screen_pos)
+        self._grab = 0.0
+        self.setZValue(30)
+
+    def set_style(self, *, selected: bool, current: bool) -> None:
+        colour = theme.HIT_SELECTED if selected else theme.HIT if current else theme.HIT_DIM
+        self.setPen(pg.mkPen(colour, width=3 if selected else 2))
+        self.setZValue(32 if selected else 31 if current else 30)
+
+    def mouseDragEvent(self, ev) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton:
+            return
+        ev.accept()
+        if ev.isStart():
+            self.moving = True
+            self._grab = float(self.value()) - self.mapToParent(ev.buttonDownPos()).x()
+        if self.on_drag is not None:
+            self.on_drag(self, self.mapToParent(ev.pos()).x() + self._grab, ev.isFinish())
+        if ev.isFinish():
+            self.moving = False
+
+    def mouseClickEvent(self, ev) -> None:
+        if ev.button() == Qt.MouseButton.LeftButton and self.on_click is not None:
+            ev.accept()
+            self.on_click(self.seg_id, self.time)
+        elif ev.button() == Qt.MouseButton.RightButton and self.on_menu is not None:
+            ev.accept()
+            self.on_menu(self.seg_id, self.time, float(self.value()), ev.screenPos())
 
 
 class ClipItem(pg.LinearRegionItem):
@@ -150,12 +216,22 @@ class TimelineView(QWidget):
     segment_move_requested = Signal(str, float)  # id, new start (snapped)
     clip_selected = Signal(str)
     mute_original_toggled = Signal(bool)
+    hit_selected = Signal(str, float)  # segment id ("" = none), hit time (s from the segment start)
+    hit_move_requested = Signal(str, float, float)  # segment id, old time, new time (clamped)
+    hit_add_requested = Signal(str, float)  # segment id, time
+    hit_delete_requested = Signal(str, float)
+    hits_clear_requested = Signal(str)
+    hits_redetect_requested = Signal(str)
 
     def __init__(self, document: ProjectDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.doc = document
         self._regions: dict[str, SegmentRegion] = {}
         self._labels: dict[str, pg.TextItem] = {}
+        self._hit_items: dict[str, list[HitMarker]] = {}
+        self._hit_keys: dict[str, tuple] = {}  # what each segment's markers were built from
+        self._take_hit_items: list[OutlinedLine] = []
+        self._can_detect = False
         self._thumb_items: list[pg.ImageItem] = []
         self._clip_items: list[pg.GraphicsObject] = []
         self._ghost: pg.PlotDataItem | None = None
@@ -228,6 +304,11 @@ class TimelineView(QWidget):
         document.clips_changed.connect(self.refresh_track)
         document.selected_clip_changed.connect(self.refresh_track)
         document.original_audio_changed.connect(self.refresh_original)
+        document.hits_changed.connect(self.refresh_segments)
+        document.selected_hit_changed.connect(self._style_hits)
+        document.current_take_changed.connect(self.refresh_take_hits)
+        document.current_segment_changed.connect(self.refresh_take_hits)
+        document.segment_changed.connect(self.refresh_take_hits)
         self.rebuild()
 
     # ---- building -------------------------------------------------------------------------------------------------
@@ -254,6 +335,7 @@ class TimelineView(QWidget):
         self.picture.vb.setXRange(0.0, max(dur, 1.0), padding=0)
         self.refresh_original()
         self.refresh_segments()
+        self.refresh_take_hits()
         self.refresh_track()
         self.set_playhead(0.0)
 
@@ -298,6 +380,7 @@ class TimelineView(QWidget):
             if sid not in segs:
                 self.picture.plot.removeItem(self._regions.pop(sid))
                 self.picture.plot.removeItem(self._labels.pop(sid))
+                self._remove_hit_markers(sid)
         current = self.doc.current_segment_id
         selected = set(self.doc.selected_segment_ids())
         for sid, seg in segs.items():
@@ -309,6 +392,7 @@ class TimelineView(QWidget):
                 region = SegmentRegion(sid, seg.start, seg.duration)
                 region.on_drag = self._on_segment_drag
                 region.on_click = self._on_segment_click
+                region.on_menu = self._show_hit_menu
                 self.picture.plot.addItem(region)
                 self._regions[sid] = region
                 label = pg.TextItem("", color=theme.SEGMENT_TEXT, anchor=(0, 0), fill=theme.LABEL_FILL)
@@ -330,9 +414,119 @@ class TimelineView(QWidget):
             status = f"{len(seg.takes)} takes" if seg.takes else "no takes"
             if self.doc.project.clip_for_segment(sid) is not None:
                 status += " · on track"
+            if seg.hits_state == HITS_PENDING and self._can_detect:
+                status += " · detecting hits…"
+            elif seg.hits:
+                status += f" · {len(seg.hits)} hit{'s' if len(seg.hits) != 1 else ''}"
             label = self._labels[sid]
             label.setText(f"{seg.label} · {status}")
             label.setPos(seg.start, 1.0)
+            self._refresh_hit_markers(sid)
+        self._style_hits()
+
+    # ---- hits -----------------------------------------------------------------------------------------------------
+    def set_hit_detection(self, available: bool) -> None:
+        """Whether the model has a hit detector (labels say "detecting", the menu offers detecting again)."""
+        if available != self._can_detect:
+            self._can_detect = available
+            self.refresh_segments()
+
+    def _remove_hit_markers(self, seg_id: str) -> None:
+        for item in self._hit_items.pop(seg_id, []):
+            self.picture.plot.removeItem(item)
+        self._hit_keys.pop(seg_id, None)
+
+    def _refresh_hit_markers(self, seg_id: str) -> None:
+        seg = self.doc.segment(seg_id)
+        assert seg is not None, f"no segment {seg_id}"
+        key = (tuple(seg.hits), seg.start, seg.duration)
+        if self._hit_keys.get(seg_id) == key:
+            for m in self._hit_items.get(seg_id, []):
+                m.setVisible(True)  # after a segment drag that did not move it
+            return
+        self._remove_hit_markers(seg_id)
+        markers = []
+        for t in seg.hits:
+            m = HitMarker(seg_id, t, seg.start + t)
+            m.on_drag = self._on_hit_drag
+            m.on_click = self.hit_selected.emit
+            m.on_menu = self._show_hit_menu
+            m.setToolTip(f"Hit of {seg.label} at {t:.3f} s: drag to move, Del deletes it when selected, right "
+                         "click for more")
+            self.picture.plot.addItem(m)
+            markers.append(m)
+        self._hit_items[seg_id] = markers
+        self._hit_keys[seg_id] = key
+
+    def _style_hits(self) -> None:
+        sel, current = self.doc.selected_hit, self.doc.current_segment_id
+        for sid, markers in self._hit_items.items():
+            for m in markers:
+                m.set_style(selected=sel == (sid, m.time), current=sid == current)
+
+    def hit_markers(self, seg_id: str) -> list[HitMarker]:
+        return list(self._hit_items.get(seg_id, []))
+
+    def refresh_take_hits(self, *_args: object) -> None:
+        """The hits the highlighted take of the current segment was made with, where it was made for."""
+        for item in self._take_hit_items:
+            self.picture.plot.removeItem(item)
+        self._take_hit_items = []
+        seg, take = self.doc.current_segment(), self.doc.current_take()
+        if seg is None or take is None:
+            return
+        start = float(take.settings.get("start", seg.start))
+        for t in take.hits:
+            line = OutlinedLine(pos=start + t, angle=90, movable=False, span=TAKE_HIT_SPAN,
+                                pen=pg.mkPen(theme.TAKE_HIT, width=2))
+            line.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+            line.setZValue(25)
+            self.picture.plot.addItem(line)
+            self._take_hit_items.append(line)
+
+    def take_hit_times(self) -> list[float]:
+        """Picture times of the take hits shown."""
+        return [float(item.value()) for item in self._take_hit_items]
+
+    def _on_hit_drag(self, marker: HitMarker, proposed: float, finished: bool) -> None:
+        seg = self.doc.segment(marker.seg_id)
+        if seg is None:
+            return
+        t = clamp_hit(proposed - seg.start, seg.duration)
+        marker.setValue(seg.start + t)  # live preview, inside the segment
+        if finished:
+            marker.moving = False
+            if t != marker.time:
+                self.hit_move_requested.emit(marker.seg_id, marker.time, t)
+            else:
+                marker.setValue(seg.start + marker.time)
+
+    def hit_menu(self, seg_id: str, hit: float | None, x: float) -> QMenu:
+        """The context menu of a hit (`hit`: its time) or of a segment (`hit` None: add one at picture time x)."""
+        seg = self.doc.segment(seg_id)
+        assert seg is not None, f"no segment {seg_id}"
+        menu = QMenu(self)
+        menu.setToolTipsVisible(True)
+        if hit is not None:
+            menu.addAction(f"Delete Hit at {hit:.3f} s", lambda: self.hit_delete_requested.emit(seg_id, hit))
+        else:
+            t = clamp_hit(x - seg.start, seg.duration)
+            menu.addAction(f"Add Hit Here ({t:.3f} s into {seg.label})", lambda: self.hit_add_requested.emit(seg_id, t))
+        menu.addSeparator()
+        clear = menu.addAction(f"Clear Hits of {seg.label}", lambda: self.hits_clear_requested.emit(seg_id))
+        clear.setEnabled(bool(seg.hits) or seg.hits_state != HITS_USER)
+        again = menu.addAction(f"Detect Hits of {seg.label} Again", lambda: self.hits_redetect_requested.emit(seg_id))
+        again.setEnabled(self._can_detect and seg.hits_state != HITS_PENDING)
+        if not self._can_detect:
+            again.setToolTip("The model has no hit detector")
+        return menu
+
+    def _show_hit_menu(self, seg_id: str, hit: float | None, x: float, screen_pos: QPointF) -> None:
+        if self.doc.segment(seg_id) is None:
+            return
+        menu = self.hit_menu(seg_id, hit, x)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.popup(QPoint(int(screen_pos.x()), int(screen_pos.y())))
 
     def refresh_track(self, *_args: object) -> None:
         for item in self._clip_items:
@@ -455,6 +649,8 @@ class TimelineView(QWidget):
         if not lane.vb.sceneBoundingRect().contains(pos):
             return
         x = lane.vb.mapSceneToView(QPointF(pos)).x()
+        if self.doc.selected_hit is not None:
+            self.hit_selected.emit("", 0.0)
         self.seek_requested.emit(max(0.0, min(float(x), self.duration)))
 
     def _on_segment_click(self, seg_id: str, modifiers: Qt.KeyboardModifier) -> None:
@@ -470,6 +666,8 @@ class TimelineView(QWidget):
         region = self._regions[seg_id]
         region.setRegion((start, start + seg.duration))  # live preview, snapped
         self._labels[seg_id].setPos(start, 1.0)
+        for m in self._hit_items.get(seg_id, []):  # hits keep their picture times; those left outside will go
+            m.setVisible(start <= seg.start + m.time < start + seg.duration)
         if finished:
             region.moving = False
             if abs(start - seg.start) > 1e-9:

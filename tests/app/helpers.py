@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from engine import Cancelled, Candidate, GenerationResult, Progress, probe_video
+from engine import Cancelled, Candidate, GenerationResult, InvalidRequestError, Progress, check_hits, probe_video
 
 
 class ScriptedPrompter:
@@ -59,14 +59,40 @@ class ScriptedPrompter:
 
 
 class FakeEngine:
-    """The engine's generate() contract with noise for audio; `gate` (if set) holds each call until released."""
+    """The engine's generate() contract with noise for audio; `gate` (if set) holds each call until released.
 
-    def __init__(self, *, duration: float = 8.192, sample_rate: int = 16_000) -> None:
+    Hits: `detector` (a function start -> hit times) makes it an engine with a hit detector; `takes_hits` says
+    whether its "denoiser" follows them. `hits_calls` records the `hits` argument of every generate() call,
+    `detect_calls` the start of every detect_hits() call; `detect_gate` (if set) holds detection until released.
+    """
+
+    def __init__(self, *, duration: float = 8.192, sample_rate: int = 16_000,
+                 detector: Callable[[float], list[float]] | None = None, takes_hits: bool = True) -> None:
         self.duration = duration
         self.sample_rate = sample_rate
         self.gate: threading.Event | None = None
         self.calls: list[tuple[str, float, int, int]] = []
         self.started = threading.Event()
+        self.detector = detector
+        self.takes_hits = takes_hits
+        self.hits_calls: list[Any] = []
+        self.detect_calls: list[float] = []
+        self.detect_gate: threading.Event | None = None
+
+    @property
+    def has_hit_detector(self) -> bool:
+        return self.detector is not None
+
+    def detect_hits(self, video: str, start: float, *, should_cancel: Callable[[], bool] | None = None) -> list[float]:
+        if self.detector is None:
+            raise InvalidRequestError("bundle 'fake-engine' has no hit detector; give the hits yourself")
+        probe_video(video)
+        self.detect_calls.append(start)
+        if self.detect_gate is not None:
+            while not self.detect_gate.wait(0.01):
+                if should_cancel and should_cancel():
+                    raise Cancelled("hit detection cancelled")
+        return list(self.detector(start))
 
     def describe(self) -> dict[str, Any]:
         return {"name": "fake-engine", "random_weights": True, "backend": "fake", "device": "cpu",
@@ -76,9 +102,17 @@ class FakeEngine:
         pass
 
     def generate(self, video: str, start: float = 0.0, *, candidates: int = 4, seed: int = 0, steps: int | None = None,
-                 guidance: float | None = None, on_progress: Callable[[Progress], None] | None = None,
+                 guidance: float | None = None, hits: Any = "auto",
+                 on_progress: Callable[[Progress], None] | None = None,
                  should_cancel: Callable[[], bool] | None = None) -> GenerationResult:
         self.calls.append((str(video), start, candidates, seed))
+        self.hits_calls.append(hits if isinstance(hits, str) else list(hits))
+        if isinstance(hits, str):
+            used = self.detect_hits(video, start) if self.detector is not None and self.takes_hits else []
+            source = "detected" if used else "none"
+        else:
+            used = check_hits(hits, self.duration) if self.takes_hits else []
+            source = ("user" if used else "none") if self.takes_hits else ("ignored" if hits else "none")
         probe_video(video)
         self.started.set()
         if self.gate is not None:
@@ -95,7 +129,8 @@ class FakeEngine:
             audio = (0.1 * np.random.default_rng(seed + k).standard_normal(n)).astype(np.float32)
             settings = {"bundle": "fake-engine", "video": str(video), "start": float(start), "duration": self.duration,
                         "steps": steps or 25, "guidance": guidance or 5.0, "candidates": candidates,
-                        "backend": "fake", "seed": seed + k, "candidate": k}
+                        "backend": "fake", "seed": seed + k, "candidate": k, "hits": list(used),
+                        "hits_source": source}
             cands.append(Candidate(k, seed + k, audio, np.zeros((128, 512), np.float32), self.sample_rate, settings))
         return GenerationResult(cands, str(video), float(start), self.duration, self.sample_rate,
                                 {**cands[0].settings, "seed": seed}, timings={"total": 0.01})
