@@ -199,6 +199,13 @@ def training_times(run: Path, cfg: dict[str, Any]) -> dict[str, tuple[int, float
     return {k: v for k, v in times.items() if v[0] > 0}
 
 
+def _adopted(manifest: Any) -> dict[str, str]:
+    """{stage: bundle name} of the stages a run adopted from a bundle (training.adopt)."""
+    stages = manifest.provenance.get("stages", {})
+    return {s: r["adopted_from"].get("bundle_name", "?") for s, r in stages.items()
+            if isinstance(r, dict) and isinstance(r.get("adopted_from"), dict)}
+
+
 def vocoder_line(kind: str, voc: dict[str, Any], val: dict[str, Any]) -> str:
     """The card's vocoder entry: what was trained, what the bundle uses and why (`vocoder.use`)."""
     trained = (f"a Vocos-style vocoder (dim {voc.get('dim')}, {voc.get('num_layers')} layers) trained "
@@ -249,8 +256,15 @@ def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest:
            "time lines of the token grid gets the projected video feature of its moment, added to its tokens "
            "through a zero-initialised Linear (`temporal_condition`; docs/results.md says why)."
            if dcfg.get("temporal_condition") else "")
-        + (f" Warm-started from `{den['init_from']}` (an earlier run's denoiser; its steps are counted in the "
-           "training time below, docs/results.md has the whole lineage)." if den.get("init_from") else ""),
+        + (f" **Hits:** a hit track ({dcfg.get('hit_slots')} slots of "
+           f"{1000 * manifest.spec.duration / (manifest.spec.token_grid[1] * int(dcfg.get('hit_slots') or 1)):.0f}"
+           " ms per token column, 1 where a sound starts) enters through a zero-initialised projection of its own "
+           "and is added to each column's tokens at the input and at the encoder/decoder boundary; trained on the "
+           f"ground-truth onsets jittered by {den.get('hit_jitter')} s; classifier-free guidance drops the hits with "
+           "the video. The hits are a control: `foley generate --hits`, the editor's hit markers."
+           if dcfg.get("hit_slots") else "")
+        + (f" Warm-started from `{den['init_from']}` (an earlier run's or bundle's denoiser; docs/results.md has the "
+           "whole lineage)." if den.get("init_from") else ""),
         f"- VAE: diffusers AutoencoderKL, blocks {vae.get('block_out_channels')}, 128x512 mel -> 4x16x64 latent, "
         f"{vae.get('loop', {}).get('steps')} steps.",
         vocoder_line(manifest.components["vocoder"].type, voc, val.get("vocoder", {})),
@@ -265,8 +279,12 @@ def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest:
         "```",
         f"python -m training.datasets.foley_real build --out DATA --seed {settings.get('seed', 0)}"
         f" --num-clips {settings.get('num_clips', '?')}",
-        "python -m training.run --config default --data DATA",
+        *(["bash training/recipes/hits.sh main && bash training/recipes/hits.sh export   # the hits run (see the "
+            "recipe)"] if dcfg.get("hit_slots") else ["python -m training.run --config default --data DATA"]),
         "```",
+        *(["", "The VAE, the video projection and the vocoder choice were adopted from the bundle the run started "
+           f"from (`training.adopt`: {', '.join(sorted(adopted))}); their training is described in that bundle's card "
+           "and in docs/results.md, and is not counted below."] if (adopted := _adopted(manifest)) else []),
         "",
         "Training time on the 2-core CPU (AVX-512 bf16) it was trained on, summed from each stage's loss log (seconds "
         "per step x steps, so time before a resume counts and a warm start's source run is included): "
@@ -303,7 +321,9 @@ def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest:
         *([versus_control] if versus_control else []),
         "- Rendered, flat 2-D scenes: real footage looks different, so video features drift out of distribution.",
         "- 16 kHz mono, 8.2 s segments, mel up to 7.6 kHz: no air above 8 kHz; the editor crossfades segments.",
-        "- Sync resolution is that of the 4 fps video features (0.25 s); onsets are placed within that grid.",
+        ("- Sync comes from the hit track (32 ms slots): the hits the detector finds, or the ones the user places."
+         if dcfg.get("hit_slots") else
+         "- Sync resolution is that of the 4 fps video features (0.25 s); onsets are placed within that grid."),
         "",
         "## Licences and attribution",
         "",

@@ -484,17 +484,17 @@ class MDSGen(nn.Module):
         y = self.conv1d_feat(feats)  # (B, 1, D)
         if not cfg.per_line:
             return y.squeeze(1)  # (B, D)
-        b, d = feats.shape[0], cfg.hidden_size
-        rows = feats.new_zeros(b, cfg.time_lines, d)  # (B, lines, D)
+        rows: Tensor | None = None  # (B, lines, D): the sum of the per-line terms (static shapes for the export)
         if cfg.temporal_condition:
             per_line = torch.matmul(self.line_weights.to(feats.dtype), feats)  # (lines, frames) @ (B, frames, D)
-            rows = rows + self.temporal_feat(per_line)
+            rows = self.temporal_feat(per_line)
         if cfg.hit_slots > 0:
             if hits is None:
-                hits = feats.new_zeros(b, *cfg.hit_shape)
+                hits = feats.new_zeros(feats.shape[0], *cfg.hit_shape)
             if hits.ndim != 3 or tuple(hits.shape[1:]) != cfg.hit_shape:
                 raise ValueError(f"hits must be (B, {cfg.time_lines}, {cfg.hit_slots}), got {tuple(hits.shape)}")
-            rows = rows + self.hit_proj(hits.to(feats.dtype))  # (B, lines, D)
+            h = self.hit_proj(hits.to(feats.dtype))  # (B, lines, D)
+            rows = h if rows is None else rows + h
         return torch.cat([y, rows], dim=1)  # (B, 1 + lines, D)
 
     def _split_condition(self, t: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:

@@ -151,9 +151,17 @@ def warm_start(model: MDSGen, path: str) -> list[str]:
     return fresh
 
 
-def conditions(feats: list[np.ndarray], lat: LatentSet, rows: np.ndarray, frames: int) -> torch.Tensor:
-    """(B, frames, 512) video features of latent rows."""
-    return torch.from_numpy(np.stack([feats[lat.clip[r]][lat.frame[r] : lat.frame[r] + frames] for r in rows]))
+def conditions(feats: list[np.ndarray], lat: LatentSet, rows: np.ndarray, frames: int,
+               offsets: np.ndarray | None = None) -> torch.Tensor:
+    """(B, frames, 512) video features of latent rows (`offsets`: frames to move each row's window by, clamped to
+    the clip)."""
+    out = []
+    for i, r in enumerate(rows):
+        f = feats[lat.clip[r]]
+        first = int(lat.frame[r]) + (int(offsets[i]) if offsets is not None else 0)
+        first = min(max(first, 0), len(f) - frames)
+        out.append(f[first : first + frames])
+    return torch.from_numpy(np.stack(out))
 
 
 def clip_onsets(ctx: RunContext) -> list[np.ndarray]:
@@ -241,7 +249,12 @@ def run(ctx: RunContext) -> dict[str, Any]:
         mean = torch.from_numpy(train.mean[rows])
         x0 = mean + torch.from_numpy(train.std[rows]) * post_eps if c.sample_posterior else mean
         x0 = (x0 * scale).to(ctx.device)
-        cond = conditions(feats, train, rows, spec.num_frames).to(ctx.device)
+        offsets = None
+        if c.video_shift_prob > 0:  # video from another moment of the clip; the hits and the audio stay
+            rng_v = np.random.default_rng(step_seed(ctx.seed, "video-shift", step, d.rank))
+            k = max(1, round(c.video_shift_max * spec.video_fps))
+            offsets = rng_v.integers(-k, k + 1, len(rows)) * (rng_v.random(len(rows)) < c.video_shift_prob)
+        cond = conditions(feats, train, rows, spec.num_frames, offsets).to(ctx.device)
         hits = None
         if with_hits:
             hits = crop_hits(onsets, train, rows, ctx, rng=np.random.default_rng(step_seed(ctx.seed, "hits", step,
