@@ -170,10 +170,19 @@ VOCODER_HIFIGAN = GraphIO(
     doc="AudioLDM HiFi-GAN: natural-log mel -> waveform (a little longer than mel_frames * hop; the engine trims)",
 )
 
+HIT_DETECTOR = GraphIO(
+    name="hit_detector",
+    component="hit_detector",
+    types=("hit-detector-tcn",),
+    inputs=(TensorIO("motion", F32, ("batch", "slots", "motion_channels")),),
+    outputs=(TensorIO("onset_logits", F32, ("batch", "slots")),),
+    doc="the optional hit detector: a segment's motion features (engine.motion, one row per 32 ms slot) -> one onset "
+        "logit per slot",
+)
+
 #: Every graph this engine knows. Several entries may share a `name` if they serve different component types.
 GRAPHS: tuple[GraphIO, ...] = (FRAME_ENCODER, CONDITION, CONDITION_HITS, DENOISER, VAE_DECODER, VOCODER_VOCOS,
-                               FRAME_ENCODER_CAVP,
-                               VOCODER_HIFIGAN)
+                               FRAME_ENCODER_CAVP, VOCODER_HIFIGAN, HIT_DETECTOR)
 
 
 def graph_for(name: str, component_type: str, config: Mapping[str, Any] | None = None) -> GraphIO | None:

@@ -32,6 +32,7 @@ COMPONENT_TYPES: dict[str, tuple[str, ...]] = {
     "denoiser": ("mdsgen",),
     "vae": ("autoencoder-kl",),
     "vocoder": ("griffin-lim", "vocos", "hifigan"),
+    "hit_detector": ("hit-detector-tcn",),  # optional: engine.nn.hit_detector, used by engine.hit_detection
 }
 # a frame encoder's features are only valid for the condition kind its type produces
 FRAME_ENCODER_CONDITION = {"efficientnet-lite0-projection": "efficientnet-lite0", "cavp-resnet3d50": "cavp"}

@@ -138,6 +138,10 @@ class FoleyEngine:
         self.backend = backend
         self.spec: SegmentSpec = manifest.spec
         self._schedule = NoiseScheduleVP(manifest.schedule)
+        from engine.motion import MotionCache
+
+        #: the motion features of the video regions this engine has seen (hit detection), kept for the session
+        self.motion_cache = MotionCache()
 
     # ---- facts -------------------------------------------------------------------------------------------
     @property

@@ -1,7 +1,8 @@
 """Stage 5: export the trained models as a bundle the engine and the editor load.
 
 `engine.nn.bundle.write_bundle` writes the safetensors and the manifest (the EMA denoiser, the VAE with its latent
-scale, EfficientNet-Lite0 + the trained projection, the neural vocoder if it beat Griffin-Lim, else Griffin-Lim);
+scale, EfficientNet-Lite0 + the trained projection, the neural vocoder if it beat Griffin-Lim, else Griffin-Lim, and
+the hit detector when the detector stage ran);
 the manifest's provenance carries the resolved training config, the data report and each stage's record, its
 metrics the validation numbers. Then, if `export.onnx`, `engine.nn.export.export_onnx` adds the ONNX graphs (and
 checks them against torch). The bundle is built in `bundle.tmp/` and renamed to `bundle/` when complete.
@@ -44,6 +45,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         return rec
     from training.config import to_yaml
     from training.stages.denoiser import load_trained_denoiser
+    from training.stages.detector import load_trained_detector
     from training.stages.projection import load_trained_projection, projection_config
     from training.stages.vae import load_trained_vae
     from training.stages.vocoder import load_trained_vocoder, use_neural_vocoder
@@ -57,6 +59,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     fe.projection.load_state_dict(load_trained_projection(ctx).state_dict())
     use_neural = use_neural_vocoder(cfg.vocoder.use, recs["vocoder"]["beats_griffin_lim"])
     voc = load_trained_vocoder(ctx) if use_neural else None
+    detector = load_trained_detector(ctx)  # None when the detector stage did not run (older runs): no detector
 
     out = ctx.run_dir / "bundle"
     tmp = ctx.run_dir / "bundle.tmp"
@@ -64,6 +67,9 @@ def run(ctx: RunContext) -> dict[str, Any]:
     name = cfg.export.name or cfg.name
     metrics = {s: r.get("metrics", {}) for s, r in recs.items()}
     metrics["vocoder"] = {**metrics["vocoder"], "beats_griffin_lim": recs["vocoder"]["beats_griffin_lim"]}
+    if detector is not None:
+        det_rec = done_record(ctx, "detector") or {}
+        metrics["hit_detector"] = {**det_rec.get("metrics", {}), "calibration": det_rec.get("calibration", {})}
     provenance = {
         "weights": f"trained with `python -m training.run` (run '{cfg.name}')",
         "training_config": cfg.to_dict(),
@@ -79,6 +85,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         description=cfg.export.description or cfg.description or f"MDSGen Foley model trained by run '{cfg.name}'",
         provenance=provenance, metrics=metrics,
         sampler_defaults={"steps": cfg.export.sampler_steps, "guidance": cfg.export.guidance},
+        hit_detector=detector,
     )
     info: dict[str, Any] = {"bundle": str(out)}
     if cfg.export.onnx:

@@ -59,3 +59,12 @@ class Backend(Protocol):
     def close(self) -> None:
         """Release threads and memory."""
         ...
+
+    # ---- optional: a bundle with a hit detector (engine.hit_detection). A backend written before it may lack
+    # both members; callers test `getattr(backend, "has_hit_detector", False)` first.
+    has_hit_detector: bool
+
+    def hit_logits(self, motion: np.ndarray) -> np.ndarray:
+        """motion features (B, slots, channels) (`engine.motion`) -> onset logits (B, slots); only if
+        has_hit_detector."""
+        ...

@@ -188,6 +188,7 @@ class OnnxBackend:
                  ort.__version__, ", ".join(used), self.precision, self.threads, optimization)
         self.has_frame_encoder = "frame_encoder" in self.sessions
         self.has_neural_vocoder = "vocoder" in self.sessions
+        self.has_hit_detector = "hit_detector" in self.sessions
         self.spec = manifest.spec
 
     def _pick_precision(self, precision: str, *, on_cuda: bool) -> str:
@@ -247,6 +248,10 @@ class OnnxBackend:
             n_fft, hop = int(cfg.get("n_fft", self.spec.n_fft)), int(cfg.get("hop_length", self.spec.hop_length))
             return istft(outs[0], outs[1], n_fft=n_fft, hop_length=hop, length=mel.shape[-1] * hop)
         raise BundleError(f"the vocoder graph's outputs {io.output_names} are not known to this engine")
+
+    def hit_logits(self, motion: np.ndarray) -> np.ndarray:
+        assert self.has_hit_detector, "bundle has no hit detector graph"
+        return self._run("hit_detector", motion)[0]
 
     def close(self) -> None:
         self.sessions.clear()

@@ -50,6 +50,9 @@ class TorchBackend:
         self.has_neural_vocoder = manifest.components["vocoder"].type != "griffin-lim"
         self.vocoder = load_component(bundle_dir, manifest, "vocoder").to(self._device) \
             if self.has_neural_vocoder else None
+        self.has_hit_detector = "hit_detector" in manifest.components
+        self.hit_detector = (load_component(bundle_dir, manifest, "hit_detector").to(self._device)
+                             if self.has_hit_detector else None)
 
     def _t(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(self._device)
@@ -87,5 +90,11 @@ class TorchBackend:
         # one candidate at a time: measured faster than a batch for convolutional vocoders on the CPU
         return np.stack([self._np(self.vocoder(self._t(m[None])))[0] for m in mel])
 
+    @torch.inference_mode()
+    def hit_logits(self, motion: np.ndarray) -> np.ndarray:
+        assert self.hit_detector is not None, "bundle has no hit detector"
+        return self._np(self.hit_detector(self._t(motion.astype(np.float32))))
+
     def close(self) -> None:
         self.denoiser = self.vae = self.frame_encoder = self.vocoder = None  # type: ignore[assignment]
+        self.hit_detector = None

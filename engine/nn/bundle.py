@@ -97,6 +97,10 @@ def build_component(name: str, comp: Component, spec: SegmentSpec) -> nn.Module:
         return VideoFeatureModel(config=FrameEncoderConfig.from_dict(comp.config))
     if name == "vocoder" and comp.type == "vocos":
         return Vocoder(config=VocoderConfig.from_dict(comp.config))
+    if name == "hit_detector":
+        from engine.nn.hit_detector import HitDetector, HitDetectorConfig
+
+        return HitDetector(config=HitDetectorConfig.from_dict(comp.config))
     raise BundleError(f"component {name!r} of type {comp.type!r} has no torch module")
 
 
@@ -125,8 +129,11 @@ def write_bundle(
     provenance: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     sampler_defaults: dict[str, Any] | None = None,
+    hit_detector: nn.Module | None = None,
 ) -> ModelManifest:
-    """Save every component and write the manifest last (a bundle without a manifest is not a bundle)."""
+    """Save every component and write the manifest last (a bundle without a manifest is not a bundle).
+
+    hit_detector: an optional `engine.nn.hit_detector.HitDetector` (what `hits="auto"` uses)."""
     bdir = Path(bundle_dir)
     bdir.mkdir(parents=True, exist_ok=True)
     comps: dict[str, Component] = {
@@ -144,12 +151,41 @@ def write_bundle(
                                      save_weights(bdir / "vocoder.safetensors", vocoder))
     else:
         comps["vocoder"] = Component("griffin-lim", {"n_iter": griffin_lim_iters})
+    if hit_detector is not None:
+        comps["hit_detector"] = _hit_detector_component(bdir, hit_detector)
     manifest = ModelManifest(
         name=name, spec=spec, components=comps, condition=condition, random_weights=random_weights,
         description=description, provenance=dict(provenance or {}), metrics=dict(metrics or {}),
     )
     if sampler_defaults:
         manifest.sampler_defaults.update(sampler_defaults)
+    write_manifest(bdir, manifest)
+    return load_manifest(bdir)
+
+
+def _hit_detector_component(bdir: Path, detector: nn.Module) -> Component:
+    from engine.nn.hit_detector import COMPONENT_TYPE
+
+    return Component(COMPONENT_TYPE, detector.config.to_dict(), "hit_detector.safetensors",
+                     save_weights(bdir / "hit_detector.safetensors", detector))
+
+
+def add_hit_detector(bundle_dir: str | Path, detector: nn.Module) -> ModelManifest:
+    """Put a hit detector into an existing bundle (replacing one it has); a bundle with ONNX graphs gets the
+    detector's graph too (exported and checked, `engine.nn.export.export_graph`), its other graphs are kept."""
+    from engine.graphs import HIT_DETECTOR, OPSET
+    from engine.nn.hit_detector import COMPONENT_TYPE
+
+    bdir = Path(bundle_dir)
+    manifest = load_manifest(bdir)
+    manifest.components["hit_detector"] = _hit_detector_component(bdir, detector)
+    if manifest.onnx.get("graphs"):
+        from engine.nn.export import export_graph  # here, not at the top: export imports this module
+
+        entry = export_graph(HIT_DETECTOR, detector, manifest.spec, bdir, component_type=COMPONENT_TYPE,
+                             opset=int(manifest.onnx.get("opset", OPSET)), precisions=("fp32",),
+                             meta={"bundle": manifest.name, "spec_fingerprint": manifest.spec.fingerprint()})
+        manifest.onnx["graphs"]["hit_detector"] = entry
     write_manifest(bdir, manifest)
     return load_manifest(bdir)
 

@@ -232,6 +232,16 @@ def _export_hifigan(model: nn.Module, spec: SegmentSpec, g: torch.Generator) -> 
     return ExportCase(_HiFiGANGraph(model), (mel(1),), (mel(2),), tolerance=1e-3)
 
 
+@register_exporter("hit_detector", "hit-detector-tcn")
+def _export_hit_detector(model: nn.Module, spec: SegmentSpec, g: torch.Generator) -> ExportCase:
+    cfg = model.config
+
+    def motion(b: int) -> Tensor:  # non-negative like the real features (log1p of scaled differences)
+        return torch.rand(b, cfg.slots, cfg.in_channels, generator=g) * 3.0
+
+    return ExportCase(model, (motion(1),), (motion(3),), tolerance=1e-4)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Export, check, record
 # ---------------------------------------------------------------------------------------------------------------

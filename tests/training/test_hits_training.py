@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from _train_helpers import REPO, base_args, run_cmd, training_env
 
 
@@ -26,19 +25,16 @@ def test_tiny_run_trains_a_hit_aware_denoiser_and_exports_its_condition_graph(ti
 
 
 def test_crop_hits_are_the_clip_onsets_of_each_crop_and_jitter_is_seeded() -> None:
+    from types import SimpleNamespace
+
     from engine.spec import DIFF_FOLEY
     from training.stages.denoiser import LatentSet, crop_hits
 
-    class Ctx:  # the two fields crop_hits reads
-        spec = DIFF_FOLEY
-
-        class cfg:  # noqa: N801
-            class denoiser:  # noqa: N801
-                overrides = {"hit_slots": 8}
+    ctx = SimpleNamespace(spec=DIFF_FOLEY, cfg=SimpleNamespace(denoiser=SimpleNamespace(overrides={"hit_slots": 8})))
 
     onsets = [np.array([0.5, 2.0, 9.0]), np.array([1.0])]
     lat = LatentSet(np.zeros((3, 1)), np.zeros((3, 1)), np.array([0, 0, 1]), np.array([0, 4, 0]))  # frame 4 = 1 s
-    tr = crop_hits(onsets, lat, np.arange(3), Ctx).numpy()
+    tr = crop_hits(onsets, lat, np.arange(3), ctx).numpy()
     assert tr.shape == (3, 32, 8)
     from engine.hits import track_times
 
@@ -46,10 +42,10 @@ def test_crop_hits_are_the_clip_onsets_of_each_crop_and_jitter_is_seeded() -> No
     assert track_times(tr[1], 8.192) == [0.992, 8.0]  # the crop starting at 1 s: 2.0 -> 1.0, 9.0 -> 8.0; 0.5 is
     #                                                   before it
     assert track_times(tr[2], 8.192) == [0.992]
-    other = crop_hits(onsets, lat, np.arange(3), Ctx, shift=1).numpy()
+    other = crop_hits(onsets, lat, np.arange(3), ctx, shift=1).numpy()
     np.testing.assert_array_equal(other[0], tr[1])
-    a = crop_hits(onsets, lat, np.arange(3), Ctx, rng=np.random.default_rng(3), jitter=0.05).numpy()
-    b = crop_hits(onsets, lat, np.arange(3), Ctx, rng=np.random.default_rng(3), jitter=0.05).numpy()
+    a = crop_hits(onsets, lat, np.arange(3), ctx, rng=np.random.default_rng(3), jitter=0.05).numpy()
+    b = crop_hits(onsets, lat, np.arange(3), ctx, rng=np.random.default_rng(3), jitter=0.05).numpy()
     np.testing.assert_array_equal(a, b)
 
 
@@ -76,10 +72,9 @@ def test_a_run_adopts_a_bundles_vae_projection_and_vocoder(tiny_run: Path, synth
 
     bundle = tiny_run / "bundle"
     name = "adopted"
-    args = base_args(synthetic_videos, train_root, name) + [
-        "--from-bundle", str(bundle), "--stages", "denoiser",
-        "--set", f"denoiser.init_from={bundle / 'denoiser.safetensors'}", "--set", "denoiser.loop.steps=4",
-        "--set", "denoiser.loop.val_every=0", "--set", "vocoder.use=griffin-lim"]
+    args = [*base_args(synthetic_videos, train_root, name), "--from-bundle", str(bundle), "--stages", "denoiser",
+            "--set", f"denoiser.init_from={bundle / 'denoiser.safetensors'}", "--set", "denoiser.loop.steps=4",
+            "--set", "denoiser.loop.val_every=0", "--set", "vocoder.use=griffin-lim"]
     run_cmd(args)
     run = train_root / "runs" / name
     for stage in ("vae", "projection", "vocoder", "denoiser"):
@@ -92,9 +87,8 @@ def test_a_run_adopts_a_bundles_vae_projection_and_vocoder(tiny_run: Path, synth
     q = load_file(str(tiny_run / "stages" / "projection" / "projection.safetensors"))
     assert all(torch.equal(p[k], q[k]) for k in q)
     # a bundle whose VAE does not fit the run's config is refused with the difference
-    bad = run_cmd(base_args(synthetic_videos, train_root, "adopt-bad") + [
-        "--from-bundle", str(bundle), "--stages", "denoiser", "--set", "vae.block_out_channels=[8,8,8,8]"],
-        check=False)
+    bad = run_cmd([*base_args(synthetic_videos, train_root, "adopt-bad"), "--from-bundle", str(bundle),
+                   "--stages", "denoiser", "--set", "vae.block_out_channels=[8,8,8,8]"], check=False)
     assert bad.returncode == 2 and "VAE differs" in bad.stderr
 
 
