@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The hits model (issue #14): the exact commands behind docs/results.md's "Hits" section, resumable.
-#   bash training/recipes/hits.sh levers   # Min-SNR-5 and the hit path's learning rate at equal steps (~15 min)
+#   bash training/recipes/hits.sh levers   # Min-SNR-5 and the hit path's learning rate at equal steps
+#   LEVER_STEPS=50 bash training/recipes/hits.sh lever NAME [--set KEY=VALUE ...]   # one of them
 #   bash training/recipes/hits.sh main     # the long run (warm start from the shipped default-s3), resumable
 #   bash training/recipes/hits.sh export   # detector stage + bundle of the main run
 # Every run adopts the shipped bundle's VAE, projection and Griffin-Lim (training.adopt), so the new denoiser is
@@ -27,6 +28,10 @@ case "${1:-}" in
     lever hits-lever-minsnr --set denoiser.min_snr_gamma=5.0
     lever hits-lever-lr1 --set denoiser.hit_lr_mult=1.0
     ;;
+  lever)
+    shift
+    lever "$@"
+    ;;
   main)
     # MAIN_STEPS: total denoiser steps; MAIN_OVERRIDES: the levers that won (e.g. "denoiser.min_snr_gamma=5.0")
     extra=()
@@ -42,5 +47,5 @@ case "${1:-}" in
       --set denoiser.loop.steps="${MAIN_STEPS:-1600}" --set denoiser.loop.val_every=200 \
       --set denoiser.loop.ckpt_every=100 "${extra[@]}"
     ;;
-  *) echo "usage: bash training/recipes/hits.sh levers|main|export" >&2; exit 2 ;;
+  *) echo "usage: bash training/recipes/hits.sh levers|lever NAME ...|main|export" >&2; exit 2 ;;
 esac

@@ -194,42 +194,30 @@ def crop_hits(onsets: list[np.ndarray], lat: LatentSet, rows: np.ndarray, ctx: R
     return torch.from_numpy(np.stack(tracks))
 
 
-def run(ctx: RunContext) -> dict[str, Any]:
-    rec = done_record(ctx, NAME)
-    if rec is not None:
-        log.info("stage denoiser: done, skipped")
-        return rec
-    vae_rec = require(ctx, "vae")
-    require(ctx, "projection")
-    c, spec, d = ctx.cfg.denoiser, ctx.spec, ctx.dist
-    sdir = ctx.stage_dir(NAME)
-    sdir.mkdir(parents=True, exist_ok=True)
-    lat = cache_latents(ctx)
-    feats = project_all(ctx)
-    split = np.array([ctx.clips[i].split for i in lat.clip])
-    train = lat.subset(split == "train")
-    val = lat.subset(split == "val") if (split == "val").any() else train
-    scale = float(vae_rec["latent_scale"])
-
-    torch.manual_seed(ctx.seed)
-    model = build_model(ctx)
-    if c.init_from:
-        fresh = warm_start(model, c.init_from)
-        log.info("denoiser: warm start from %s (left at init: %s)", c.init_from, ", ".join(fresh) or "nothing")
-    model = model.to(ctx.device)
+def make_trainer(ctx: RunContext, model: MDSGen, stage_dir: Any) -> tuple[Trainer, EMA]:
+    """The stage's Trainer (`build_optimizer`'s Adan with the hit path in its own group, EMA) for `model` (already
+    on the device); checkpoints go into `stage_dir`. Shared by `run` and training.gpu_train."""
+    c = ctx.cfg.denoiser
     ema = EMA(model, c.ema_decay, c.ema_warmup)
-    params = list(model.parameters())
-    with_hits = model.config.hit_slots > 0
     hit_params = [p for n, p in model.named_parameters() if n.startswith(HIT_PARAMS)]
     groups = [{"params": [p for n, p in model.named_parameters() if not n.startswith(HIT_PARAMS)]}]
     if hit_params:
         groups.append({"params": hit_params, "lr_mult": c.hit_lr_mult, "weight_decay": 0.0})
     opt = build_optimizer(groups, c.optim)
-    onsets = clip_onsets(ctx) if with_hits else []
-    trainer = Trainer(name=NAME, stage_dir=sdir, loop=c.loop, d=d, modules={"denoiser": model},
+    trainer = Trainer(name=NAME, stage_dir=stage_dir, loop=c.loop, d=ctx.dist, modules={"denoiser": model},
                       optimizers={"denoiser": opt}, optim_cfgs={"denoiser": c.optim}, emas={"denoiser": ema},
                       progress=ctx.progress)
-    diffusion = GaussianDiffusion(DiffusionSchedule())
+    return trainer, ema
+
+
+def make_step_fn(ctx: RunContext, model: MDSGen, trainer: Trainer, diffusion: GaussianDiffusion, train: LatentSet,
+                 feats: list[np.ndarray], onsets: list[np.ndarray], scale: float):
+    """The training step of the stage: `step_fn(step) -> metrics` (batch, posterior sample, noises, timesteps,
+    condition drops, video shift and hit jitter all drawn from (seed, stage, step), the two passes, the loss, the
+    optimiser step through `trainer.backward`). Shared by `run` and training.gpu_train."""
+    c, spec, d = ctx.cfg.denoiser, ctx.spec, ctx.dist
+    params = list(model.parameters())
+    with_hits = model.config.hit_slots > 0
     n_t = diffusion.num_timesteps
     bsz = c.loop.batch_size
     mine = d.shard(bsz)
@@ -284,6 +272,17 @@ def run(ctx: RunContext) -> dict[str, Any]:
         gnorm = trainer.backward(loss, "denoiser", params, step)
         return {"loss": float(loss.detach()), **logs, "grad_norm": gnorm}
 
+    return step_fn
+
+
+def make_val_fn(ctx: RunContext, ema: EMA, diffusion: GaussianDiffusion, val: LatentSet, feats: list[np.ndarray],
+                onsets: list[np.ndarray], scale: float):
+    """The stage's validation: `val_fn(step) -> metrics`, eps-MSE of the EMA model on the first 32 val crops at
+    fixed timesteps and noises, with and without the video (and with other crops' hits / no hits)."""
+    spec = ctx.spec
+    n_t = diffusion.num_timesteps
+    shape = spec.latent_shape
+    with_hits = ema.module.config.hit_slots > 0
     vrows = np.arange(min(len(val), 32))
     vg = torch.Generator().manual_seed(ctx.seed + 12345)
     v_t = torch.linspace(20, n_t - 20, len(vrows)).round().long()
@@ -294,7 +293,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     v_hits = {"": None}
     if with_hits:  # the true onsets, and the onsets of another val crop (how much the model follows the track)
         v_hits = {"": crop_hits(onsets, val, vrows, ctx), "_other_hits": crop_hits(onsets, val, vrows, ctx, shift=1),
-                  "_no_hits": torch.zeros(len(vrows), *model.config.hit_shape)}
+                  "_no_hits": torch.zeros(len(vrows), *ema.module.config.hit_shape)}
 
     @torch.no_grad()
     def val_fn(step: int) -> dict[str, float]:
@@ -310,6 +309,39 @@ def run(ctx: RunContext) -> dict[str, Any]:
                 out[name + suffix] = float((m.split_eps(pred).float().cpu() - v_noise).pow(2).mean())
         return out
 
+    return val_fn
+
+
+def run(ctx: RunContext) -> dict[str, Any]:
+    rec = done_record(ctx, NAME)
+    if rec is not None:
+        log.info("stage denoiser: done, skipped")
+        return rec
+    vae_rec = require(ctx, "vae")
+    require(ctx, "projection")
+    c, d = ctx.cfg.denoiser, ctx.dist
+    sdir = ctx.stage_dir(NAME)
+    sdir.mkdir(parents=True, exist_ok=True)
+    lat = cache_latents(ctx)
+    feats = project_all(ctx)
+    split = np.array([ctx.clips[i].split for i in lat.clip])
+    train = lat.subset(split == "train")
+    val = lat.subset(split == "val") if (split == "val").any() else train
+    scale = float(vae_rec["latent_scale"])
+
+    torch.manual_seed(ctx.seed)
+    model = build_model(ctx)
+    if c.init_from:
+        fresh = warm_start(model, c.init_from)
+        log.info("denoiser: warm start from %s (left at init: %s)", c.init_from, ", ".join(fresh) or "nothing")
+    model = model.to(ctx.device)
+    trainer, ema = make_trainer(ctx, model, sdir)
+    with_hits = model.config.hit_slots > 0
+    onsets = clip_onsets(ctx) if with_hits else []
+    diffusion = GaussianDiffusion(DiffusionSchedule())
+    step_fn = make_step_fn(ctx, model, trainer, diffusion, train, feats, onsets, scale)
+    val_fn = make_val_fn(ctx, ema, diffusion, val, feats, onsets, scale)
+
     metrics = trainer.run(step_fn, val_fn)
     if not d.is_main:
         d.barrier()
@@ -319,7 +351,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     plot_samples(ctx, ema.module, val, feats, scale, sdir / "samples.png", onsets if with_hits else None)
     out = mark_done(ctx, NAME, {"config": model.config.to_dict(), "metrics": metrics, "ema": True,
                                 "latent_crops": {"train": len(train), "val": len(val)},
-                                "params": sum(p.numel() for p in params)})
+                                "params": sum(p.numel() for p in model.parameters())})
     d.barrier()
     return out
 
