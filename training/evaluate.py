@@ -501,6 +501,29 @@ def write_outputs(ectx: EvalContext, results: dict[str, Any]) -> None:
     if rows:
         cols = ["real", "generated"] + (["generated for another video"] if len(rows[0][1]) > 2 else [])
         plot_mels(rows, ectx.out_dir / "samples.png", "test: real | generated (through the engine)", cols)
+    hit_rows = [it for it in ectx.items if "gt_hits" in it.controls][:4]
+    if hit_rows:  # the hits drawn on the mels (cyan ticks at the bottom): do the sounds follow them?
+        big = max(hit_rows[0].shifted, key=lambda x: (abs(x), x)) if hit_rows[0].shifted else None
+        rows, marks = [], []
+        for it in hit_rows:
+            mels = [audio.wav_to_mel(it.real, spec), audio.wav_to_mel(it.generated[0], spec),
+                    audio.wav_to_mel(it.controls["gt_hits"][0], spec)]
+            mk = [it.gt_times, it.hits, it.gt_times]
+            if big is not None:
+                mels.append(audio.wav_to_mel(it.shifted[big][0], spec))
+                mk.append([t + big for t in it.gt_times if 0 <= t + big < spec.duration])
+            if "no_hits" in it.controls:
+                mels.append(audio.wav_to_mel(it.controls["no_hits"][0], spec))
+                mk.append([])
+            rows.append((f"{it.clip.rel}" + (f" ({it.category})" if it.category else ""), mels))
+            marks.append(mk)
+        cols = ["real (annotated onsets)", f"generated ({ectx.run.cfg.evaluate.hits} hits)", "true hits"]
+        if big is not None:
+            cols.append(f"true hits moved {big:+g} s")
+        if "no_hits" in hit_rows[0].controls:
+            cols.append("no hits")
+        plot_mels(rows, ectx.out_dir / "hits-samples.png", "test: the hits (cyan ticks) and the generated sound",
+                  cols, markers=marks, seconds=spec.duration)
     for k, it in enumerate(ectx.items[: ectx.run.cfg.evaluate.write_audio]):
         write_wav(ectx.out_dir / f"test{k}_generated.wav", it.generated[0], spec.sample_rate)
         write_wav(ectx.out_dir / f"test{k}_real.wav", it.real, spec.sample_rate)

@@ -514,8 +514,11 @@ def plot_losses(csv_path: Path, png_path: Path, title: str) -> Path | None:
 
 
 def plot_mels(rows: list[tuple[str, list[np.ndarray]]], png_path: Path, title: str,
-              col_titles: list[str] | None = None) -> Path:
-    """A grid of mel images: one row per example, columns e.g. real / reconstructed / generated."""
+              col_titles: list[str] | None = None, markers: list[list[list[float]]] | None = None,
+              seconds: float | None = None) -> Path:
+    """A grid of mel images: one row per example, columns e.g. real / reconstructed / generated.
+
+    markers[i][j]: times (s) drawn as vertical lines on panel (i, j) (hits, onsets), on a time axis of `seconds`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -529,6 +532,10 @@ def plot_mels(rows: list[tuple[str, list[np.ndarray]]], png_path: Path, title: s
             ax.axis("off")
             if j < len(mels) and mels[j] is not None:
                 ax.imshow(mels[j], origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1)
+                if markers is not None and seconds and i < len(markers) and j < len(markers[i]):
+                    per_s = mels[j].shape[-1] / seconds
+                    for t in markers[i][j]:
+                        ax.axvline(t * per_s, color="cyan", lw=0.8, alpha=0.9, ymax=0.12)
                 name = col_titles[j] if col_titles and j < len(col_titles) else ""
                 ax.set_title(f"{label}  {name}".strip(), fontsize=8)
     fig.suptitle(title, fontsize=10)

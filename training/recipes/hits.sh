@@ -17,32 +17,41 @@ common=(--config default --data "$DATA" --runs-dir "$RUNS" --from-bundle resourc
         --set denoiser.init_from=resources/models/default/denoiser.safetensors
         --set denoiser.optim.warmup_steps=50)
 LEVER_STEPS=${LEVER_STEPS:-100}
+# what the levers decided (docs/results.md): Min-SNR-5, the unmasked pass only, and the video-shift augmentation
+WON="denoiser.min_snr_gamma=5.0 denoiser.mask_kind=none denoiser.video_shift_prob=0.25"
 lever() {  # name, overrides...
   local name=$1; shift
   nice -n 5 .venv/bin/python -m training.run "${common[@]}" --name "$name" --stages denoiser \
     --set denoiser.loop.steps="$LEVER_STEPS" --set denoiser.loop.val_every=50 --set denoiser.loop.ckpt_every=50 "$@"
 }
 case "${1:-}" in
-  levers)
+  levers)  # as run: the base to 100 steps, the variants compared with it at equal cost
     lever hits-lever-base
-    lever hits-lever-minsnr --set denoiser.min_snr_gamma=5.0
-    lever hits-lever-lr1 --set denoiser.hit_lr_mult=1.0
+    LEVER_STEPS=50 lever hits-lever-minsnr --set denoiser.min_snr_gamma=5.0
+    lever hits-lever-nomask --set denoiser.mask_kind=none
+    LEVER_STEPS=50 lever hits-lever-lr1 --set denoiser.hit_lr_mult=1.0
     ;;
   lever)
     shift
     lever "$@"
     ;;
   main)
-    # MAIN_STEPS: total denoiser steps; MAIN_OVERRIDES: the levers that won (e.g. "denoiser.min_snr_gamma=5.0")
+    # MAIN_STEPS: total denoiser steps; MAIN_OVERRIDES: the levers that won (docs/results.md, "Training levers").
+    # The shipped run continued the base lever's 100 steps (its checkpoint is copied in when the run has none).
+    base_ckpt="$RUNS/hits-lever-base/stages/denoiser/ckpt-00000100.pt"
+    stage="$RUNS/${MAIN_NAME:-hits-s1}/stages/denoiser"
+    if [ -f "$base_ckpt" ] && ! ls "$stage"/ckpt-*.pt >/dev/null 2>&1; then
+      mkdir -p "$stage" && cp "$base_ckpt" "$RUNS/hits-lever-base/stages/denoiser/losses.csv" "$stage/"
+    fi
     extra=()
-    for o in ${MAIN_OVERRIDES:-}; do extra+=(--set "$o"); done
-    nice -n 5 .venv/bin/python -m training.run "${common[@]}" --name "${MAIN_NAME:-hits-s1}" --stages denoiser \
-      --set denoiser.loop.steps="${MAIN_STEPS:-1600}" --set denoiser.loop.val_every=200 \
+    for o in ${MAIN_OVERRIDES:-$WON}; do extra+=(--set "$o"); done
+    OMP_WAIT_POLICY=PASSIVE nice -n 5 .venv/bin/python -m training.run "${common[@]}" --name "${MAIN_NAME:-hits-s1}" \
+      --stages denoiser --set denoiser.loop.steps="${MAIN_STEPS:-1500}" --set denoiser.loop.val_every=200 \
       --set denoiser.loop.ckpt_every=100 "${extra[@]}"
     ;;
   export)
     extra=()
-    for o in ${MAIN_OVERRIDES:-}; do extra+=(--set "$o"); done
+    for o in ${MAIN_OVERRIDES:-$WON}; do extra+=(--set "$o"); done
     .venv/bin/python -m training.run "${common[@]}" --name "${MAIN_NAME:-hits-s1}" --stages detector,export \
       --set denoiser.loop.steps="${MAIN_STEPS:-1600}" --set denoiser.loop.val_every=200 \
       --set denoiser.loop.ckpt_every=100 "${extra[@]}"
