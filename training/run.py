@@ -5,7 +5,8 @@
     python -m training.run --config default --data clips.txt --set denoiser.loop.steps=20000 --set runtime.bf16=true
     torchrun --nproc_per_node 2 -m training.run --config tiny           # data parallel (gloo on the CPU)
 
-Stages, in order: preprocess (feature cache) -> vae -> vocoder -> projection -> denoiser -> export -> evaluate.
+Stages, in order: preprocess (feature cache) -> vae -> vocoder -> projection -> denoiser -> detector -> export ->
+evaluate.
 Running the same command again resumes: finished stages are skipped, an interrupted one continues from its last
 checkpoint. Run folder: runs/<name>/{config.yaml, data_report.json, train.log, stages/<stage>/..., bundle/}.
 """
