@@ -4,6 +4,8 @@
 #   LEVER_STEPS=50 bash training/recipes/hits.sh lever NAME [--set KEY=VALUE ...]   # one of them
 #   bash training/recipes/hits.sh main     # the long run (warm start from the shipped default-s3), resumable
 #   bash training/recipes/hits.sh export   # detector stage + bundle of the main run
+#   bash training/recipes/hits.sh evaluate # docs/results.md's table, shift test and hits-samples.png
+#   bash training/recipes/hits.sh ship     # resources/models/default (if it beats the shipped model)
 # Every run adopts the shipped bundle's VAE, projection and Griffin-Lim (training.adopt), so the new denoiser is
 # warm-started from default-s3's in the same latent space; they share one feature cache.
 set -euo pipefail
@@ -56,5 +58,14 @@ case "${1:-}" in
       --set denoiser.loop.steps="${MAIN_STEPS:-1600}" --set denoiser.loop.val_every=200 \
       --set denoiser.loop.ckpt_every=100 "${extra[@]}"
     ;;
-  *) echo "usage: bash training/recipes/hits.sh levers|lever NAME ...|main|export" >&2; exit 2 ;;
+  evaluate)  # the bundle through the engine on the 100 test clips: detected hits, true hits, none, shuffled, shift
+    .venv/bin/python -m training.evaluate "$RUNS/${MAIN_NAME:-hits-s1}/bundle" --data "$DATA" --cache "$CACHE" \
+      --metrics onset,category,fad,alignment,shift --controls gt_hits,no_hits,shuffled --hits auto \
+      --out "${EVAL:-$RUNS/${MAIN_NAME:-hits-s1}/eval}" --no-progress --threads 2
+    ;;
+  ship)
+    .venv/bin/python -m training.ship "$RUNS/${MAIN_NAME:-hits-s1}" --data "$DATA" \
+      --eval "${EVAL:-$RUNS/${MAIN_NAME:-hits-s1}/eval}"
+    ;;
+  *) echo "usage: bash training/recipes/hits.sh levers|lever NAME ...|main|export|evaluate|ship" >&2; exit 2 ;;
 esac
