@@ -55,7 +55,7 @@ case "${1:-}" in
     extra=()
     for o in ${MAIN_OVERRIDES:-$WON}; do extra+=(--set "$o"); done
     .venv/bin/python -m training.run "${common[@]}" --name "${MAIN_NAME:-hits-s1}" --stages detector,export \
-      --set denoiser.loop.steps="${MAIN_STEPS:-1600}" --set denoiser.loop.val_every=200 \
+      --set denoiser.loop.steps="${MAIN_STEPS:-1500}" --set denoiser.loop.val_every=200 \
       --set denoiser.loop.ckpt_every=100 "${extra[@]}"
     ;;
   evaluate)  # the bundle through the engine on the 100 test clips: detected hits, true hits, none, shuffled, shift
