@@ -43,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             wall = time.perf_counter() - t0
             if rep:  # the first round is the warm-up (and fills the hit detector's feature cache: cleared below)
                 runs[b].append({"wall": wall, **res.timings})
-            motion = sys.modules.get("engine.motion")
-            if motion is not None:
-                motion.DEFAULT_CACHE.clear()  # every timed run computes its motion features, as a new segment would
+            eng.motion_cache.clear()  # every timed run computes its motion features, as a new segment would
     rows = ["| bundle | hits | end to end (s) | video + features | hits | denoise | decode | vocode |",
             "|---|---|---|---|---|---|---|---|"]
     best = {}
