@@ -309,6 +309,15 @@ def probe_video(path: PathLike) -> VideoInfo:
     return _probe_path(_existing_file(path))[0]
 
 
+def check_segment_start(start: float, info: VideoInfo) -> None:
+    """Raise SegmentOutOfRangeError, naming the valid range, unless 0 <= start < the video's duration."""
+    if not math.isfinite(start) or start < 0 or start >= info.duration:
+        raise SegmentOutOfRangeError(
+            f"Segment start {start:.3f} s lies outside the video: choose a start from 0 to "
+            f"{info.duration:.3f} s (exclusive; the video is {info.duration:.3f} s long)."
+        )
+
+
 def _probe_path(path: Path) -> tuple[VideoInfo, float]:
     """`probe_video` plus the last frame's time (see `_probe`)."""
     with _open_input(path) as container:
@@ -522,11 +531,7 @@ def read_segment_frames(
     """
     p = _existing_file(path)
     info, last_frame = _probe_path(p)
-    if not math.isfinite(start) or start < 0 or start >= info.duration:
-        raise SegmentOutOfRangeError(
-            f"Segment start {start:.3f} s lies outside the video: choose a start from 0 to "
-            f"{info.duration:.3f} s (exclusive; the video is {info.duration:.3f} s long)."
-        )
+    check_segment_start(start, info)
     times = start + np.arange(spec.num_frames, dtype=np.float64) / spec.video_fps
     return _read_frames(p, times, size, info, last_frame)
 

@@ -44,7 +44,7 @@ import av.error
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from engine.errors import Cancelled, SegmentOutOfRangeError, VideoReadError
+from engine.errors import Cancelled, VideoReadError
 from engine.media import (
     VideoInfo,
     _existing_file,
@@ -53,6 +53,7 @@ from engine.media import (
     _probe_path,
     _read_error,
     _seek,
+    check_segment_start,
 )
 
 if TYPE_CHECKING:
@@ -165,11 +166,7 @@ def read_frame_motion(path: str | os.PathLike[str], start: float, end: float, *,
     """
     p = _existing_file(path)
     info, _ = _probe_path(p)
-    if not math.isfinite(start) or start < 0 or start >= info.duration:
-        raise SegmentOutOfRangeError(
-            f"Segment start {start:.3f} s lies outside the video: choose a start from 0 to "
-            f"{info.duration:.3f} s (exclusive; the video is {info.duration:.3f} s long)."
-        )
+    check_segment_start(start, info)
     frame_len = 1.0 / info.fps if info.fps > 0 else 0.05
     abs_start, abs_end = start + info.start_time, min(end, info.duration) + info.start_time
     times: list[float] = []

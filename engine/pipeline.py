@@ -26,6 +26,7 @@ from engine.errors import BundleError, Cancelled, FeatureFileError, InvalidReque
 from engine.hits import HitsSource, check_hits, hit_shape, hit_track
 from engine.manifest import ModelManifest, load_manifest
 from engine.media import VideoInfo, read_frames, read_segment_frames
+from engine.motion import MotionCache
 from engine.sampling import NoiseScheduleVP, sample_dpmpp_2m
 from engine.spec import SamplerConfig, SegmentSpec
 
@@ -138,8 +139,6 @@ class FoleyEngine:
         self.backend = backend
         self.spec: SegmentSpec = manifest.spec
         self._schedule = NoiseScheduleVP(manifest.schedule)
-        from engine.motion import MotionCache
-
         #: the motion features of the video regions this engine has seen (hit detection), kept for the session
         self.motion_cache = MotionCache()
 
