@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING
 import av
 import av.error
 import numpy as np
-from av.video.reformatter import VideoReformatter
 
 from engine.errors import Cancelled, VideoReadError
 from engine.media import (
@@ -59,6 +58,7 @@ from engine.media import (
 if TYPE_CHECKING:
     from av.container import InputContainer
     from av.video.frame import VideoFrame
+    from av.video.reformatter import VideoReformatter
     from av.video.stream import VideoStream
 
 #: Bumped whenever the features change meaning; a detector records the version it was trained on.
@@ -177,6 +177,8 @@ def read_frame_motion(path: str | os.PathLike[str], start: float, end: float, *,
         stream = _stream(container, info)
         stream.thread_type = "AUTO"
         tb = stream.time_base or Fraction(1, av.time_base)
+        from av.video.reformatter import VideoReformatter  # here: engine imports where PyAV is absent
+
         scaler = VideoReformatter()
         back = 0.0
         while True:
