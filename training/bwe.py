@@ -10,7 +10,7 @@ the same audio taken down to 16 kHz and back (what a 16 kHz take holds). Trainin
 concatenated train recordings, a random gain of +-20 dB (the same shift of input and target log magnitudes), L1
 on log magnitudes above the cut-off, Adam. `measure` writes RUN/bwe-metrics.json: on the test recordings the
 log-spectral distance to the 48 kHz original over the full band and over 8-24 kHz, for plain resampling and for
-the extension. A checkpoint every minute; a new `train` on the same RUN continues from it.
+the extension, and RUN/bwe-spectrograms.png. A checkpoint every minute; a new `train` on the same RUN continues from it.
 """
 
 from __future__ import annotations
@@ -160,7 +160,33 @@ def load_net(out: Path) -> BandwidthNet:
     return load_weights(net, out / "bwe.safetensors", what="bandwidth extension")
 
 
-def measure(out: Path, cache: Path) -> dict:
+def plot_examples(paths: list[Path], predict, png: Path, n: int = 3) -> None:
+    """Spectrograms (0-24 kHz) of `n` test recordings: the original, plain resampling and the extension."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picked = [p for p in paths if 1.0 <= len(load_48k(p)) / bwe.SR_HIGH <= 6.0][:n]
+    fig, axes = plt.subplots(len(picked), 3, figsize=(12, 2.6 * len(picked)), squeeze=False)
+    for row, path in zip(axes, picked, strict=True):
+        ref = load_48k(path)
+        ref = ref[: len(ref) - len(ref) % 3]
+        x16 = bwe.downsample(ref)
+        for ax, (name, sig) in zip(row, (("48 kHz original", ref), ("resampled from 16 kHz", bwe.upsample(x16)),
+                                         ("bandwidth extension", bwe.extend(x16, predict))), strict=True):
+            db = 20 * np.log10(np.abs(bwe.analyse(sig)[0]) + 1e-5)
+            ax.imshow(db, origin="lower", aspect="auto", vmin=-100, vmax=db.max(), cmap="magma",
+                      extent=(0, len(sig) / bwe.SR_HIGH, 0, bwe.SR_HIGH / 2000))
+            ax.set_title(f"{path.stem}: {name}", fontsize=8)
+            ax.set_ylabel("kHz", fontsize=8)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=80)
+    plt.close(fig)
+
+
+def measure(out: Path, cache: Path, figure: Path | None = None) -> dict:
     net = load_net(out)
     predict = net.predictor()
     rows = {"resampled": [], "extended": []}
@@ -173,6 +199,8 @@ def measure(out: Path, cache: Path) -> dict:
         for name, est in (("resampled", bwe.upsample(x16)), ("extended", bwe.extend(x16, predict))):
             rows[name].append((bwe.log_spectral_distance(ref, est), bwe.log_spectral_distance(ref, est, low_hz=8000)))
     res = {"recordings": len(rows["extended"]), "command": f"python -m training.bwe measure --out {out}"}
+    if figure is not None:
+        plot_examples(recordings_by_split(cache)["test"], predict, figure)
     for name, v in rows.items():
         a = np.asarray(v)
         res[name] = {"lsd_full_db": float(a[:, 0].mean()), "lsd_8k_24k_db": float(a[:, 1].mean())}
@@ -189,12 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=default_cache_dir())
     p.add_argument("--minutes", type=float, default=8.0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--figure", type=Path, help="spectrogram PNG (default RUN/bwe-spectrograms.png)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(a.threads)
     if a.command == "train":
         train(a.out, a.cache, a.minutes)
-    print(json.dumps(measure(a.out, a.cache), indent=1))
+    print(json.dumps(measure(a.out, a.cache, a.figure or a.out / "bwe-spectrograms.png"), indent=1))
     return 0
 
 
