@@ -86,7 +86,8 @@ def features(x48: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return low, target
 
 
-def train(out: Path, cache: Path, minutes: float, seed: int = 0, batch: int = 32, lr: float = 1e-3) -> None:
+def train(out: Path, cache: Path, minutes: float, seed: int = 0, batch: int = 32, lr: float = 1e-3,
+          channels: int = BweConfig.channels) -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -96,7 +97,7 @@ def train(out: Path, cache: Path, minutes: float, seed: int = 0, batch: int = 32
     log.info("train: %d recordings, %.1f min, features in %.0f s", len(paths["train"]),
              low.shape[1] * bwe.HOP / bwe.SR_HIGH / 60, time.monotonic() - t0)
     vlow, vtarget = features(stream(paths["val"]))
-    net = BandwidthNet(BweConfig())
+    net = BandwidthNet(BweConfig(channels=channels))
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     ckpt, step = out / "ckpt.pt", 0
     if ckpt.is_file():
@@ -217,12 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=default_cache_dir())
     p.add_argument("--minutes", type=float, default=8.0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--channels", type=int, default=BweConfig.channels, help="the network's width")
     p.add_argument("--figure", type=Path, help="spectrogram PNG (default RUN/bwe-spectrograms.png)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(a.threads)
     if a.command == "train":
-        train(a.out, a.cache, a.minutes)
+        train(a.out, a.cache, a.minutes, lr=a.lr, channels=a.channels)
     print(json.dumps(measure(a.out, a.cache, a.figure or a.out / "bwe-spectrograms.png"), indent=1))
     return 0
 
