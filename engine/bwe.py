@@ -89,7 +89,8 @@ def extend(wav16: np.ndarray, predict: Predictor) -> np.ndarray:
     if high_log.shape != (spec.shape[0], HIGH_BINS, spec.shape[2]):
         raise BandwidthError(f"the bandwidth network gave shape {high_log.shape}, expected "
                              f"{(spec.shape[0], HIGH_BINS, spec.shape[2])}")
-    excitation = analyse(np.abs(up) - np.mean(np.abs(up), axis=-1, keepdims=True))
+    rectified = np.abs(up)
+    excitation = analyse(rectified - rectified.mean(axis=-1, keepdims=True))
     phase = excitation / (np.abs(excitation) + 1e-12)
     mag = np.zeros(spec.shape, np.float32)
     mag[:, LOW_BINS:] = np.exp(np.minimum(high_log, 5.0))  # a cap: no prediction can blow up the output
@@ -99,17 +100,15 @@ def extend(wav16: np.ndarray, predict: Predictor) -> np.ndarray:
     return out[0] if single else out
 
 
-def onnx_predictor(path: str, *, providers: list[str] | None = None, threads: int | None = None) -> Predictor:
-    """A predictor running the exported network (`bwe.onnx`, input "low_log", output "high_log") on ONNX Runtime:
-    CUDA when listed in `providers` and present, else the CPU. Needs no torch."""
+def onnx_predictor(path: str, *, device: str = "cpu", threads: int | None = None) -> Predictor:
+    """A predictor running the exported network (`bwe.onnx`, input "low_log", output "high_log") on ONNX Runtime,
+    with the ONNX backend's provider choice (`device` "auto", "cpu", "cuda") and session options. Needs no torch."""
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = threads
-    available = ort.get_available_providers()
-    want = [p for p in (providers or ["CPUExecutionProvider"]) if p in available] or ["CPUExecutionProvider"]
-    sess = ort.InferenceSession(str(path), so, providers=want)
+    from engine.backends.onnx_backend import choose_providers, session_options
+
+    providers, _reason = choose_providers(device, ort.get_available_providers())
+    sess = ort.InferenceSession(str(path), session_options(threads=threads), providers=providers)
 
     def run(low_log: np.ndarray) -> np.ndarray:
         return sess.run(["high_log"], {"low_log": np.ascontiguousarray(low_log, np.float32)})[0]

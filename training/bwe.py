@@ -105,6 +105,7 @@ def train(out: Path, cache: Path, minutes: float, seed: int = 0, batch: int = 32
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         step = int(state["step"])
+        rng = np.random.default_rng([seed, step])  # new crops after a resume, not the first run's again
         log.info("resumed at step %d", step)
     floor = bwe.LOG_FLOOR
     lo_t, tg_t = torch.from_numpy(low), torch.from_numpy(target)
@@ -191,7 +192,8 @@ def measure(out: Path, cache: Path, figure: Path | None = None) -> dict:
     net = load_net(out)
     predict = net.predictor()
     rows = {"resampled": [], "extended": []}
-    for path in recordings_by_split(cache)["test"]:
+    test = recordings_by_split(cache)["test"]
+    for path in test:
         ref = load_48k(path)
         ref = ref[: len(ref) - len(ref) % 3]
         if len(ref) < 4 * bwe.N_FFT:
@@ -201,7 +203,7 @@ def measure(out: Path, cache: Path, figure: Path | None = None) -> dict:
             rows[name].append((bwe.log_spectral_distance(ref, est), bwe.log_spectral_distance(ref, est, low_hz=8000)))
     res = {"recordings": len(rows["extended"]), "command": f"python -m training.bwe measure --out {out}"}
     if figure is not None:
-        plot_examples(recordings_by_split(cache)["test"], predict, figure)
+        plot_examples(test, predict, figure)
     for name, v in rows.items():
         a = np.asarray(v)
         res[name] = {"lsd_full_db": float(a[:, 0].mean()), "lsd_8k_24k_db": float(a[:, 1].mean())}

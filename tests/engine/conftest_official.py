@@ -1,5 +1,6 @@
-"""Synthetic stand-ins for the public MDSGen release files, built from `shared/fixtures` (exact keys, shapes and
-dtypes; random values at sensible scales), and the session fixtures that write and import them.
+"""Synthetic stand-ins for the public MDSGen release files, built from `tests/fixtures` (copies of
+`shared/fixtures`: exact keys, shapes and dtypes; random values at sensible scales), and the session fixtures that
+write and import them.
 
 Imported by `test_official.py` (not a conftest: the fixtures are only needed there). Writing the full-size files
 takes a few seconds and about 1.3 GB of temporary disk; they are written once per test session.
@@ -19,8 +20,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"  # shared/ sits beside the repository
-FIXTURES = SHARED / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"  # copies of ../shared/fixtures (tests/fixtures/README.md)
 LAYOUT_FILES = {
     "mdsgen": "mdsgen_b_audioldm_state_dict_layout.json",
     "audioldm_vae": "audioldm_vae_state_dict_layout.json",
@@ -33,7 +33,7 @@ LEGACY_ATTENTION = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0":
 def fixture_json(name: str) -> dict:
     path = FIXTURES / name
     if not path.is_file():
-        pytest.skip(f"fixture {path} not found (shared/ must sit beside the repository)")
+        pytest.skip(f"fixture {path} not found (tests/fixtures/ is part of the repository)")
     return json.loads(path.read_text())
 
 

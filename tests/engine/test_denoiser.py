@@ -28,8 +28,7 @@ from engine.nn.denoiser import (
 )
 from engine.spec import AUDIOLDM, DIFF_FOLEY, SegmentSpec
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"  # shared/ sits beside the repository
-FIXTURE = SHARED / "fixtures" / "mdsgen_b_audioldm_state_dict_layout.json"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "mdsgen_b_audioldm_state_dict_layout.json"
 
 SPECS = [pytest.param(AUDIOLDM, id="audioldm"), pytest.param(DIFF_FOLEY, id="diff-foley")]
 
@@ -141,7 +140,7 @@ def test_b_total_and_breakdown() -> None:
 # ---------------------------------------------------------------------------------------------------------------
 def _fixture_entries() -> dict[str, tuple[str, list[int]]]:
     if not FIXTURE.exists():
-        pytest.skip(f"fixture {FIXTURE} not found (shared/ must sit beside the repository)")
+        pytest.skip(f"fixture {FIXTURE} not found (tests/fixtures/ is part of the repository)")
     return {k: (v[0], v[1]) for k, v in json.loads(FIXTURE.read_text())["entries"].items()}
 
 
