@@ -3,6 +3,7 @@
     python -m benchmarks.generation            # the full run (~10 min on 2 cores); rewrites docs/benchmarks.md
     python -m benchmarks.generation --quick    # preset T only, fewer repeats (~3 min); prints, writes no doc
     python -m benchmarks.generation --repeats 1 --torch-presets T   # what the committed doc ran (shared machine)
+    python -m benchmarks.generation --rates    # the shipped model at 16 vs 48 kHz output only (~1 min); no doc
 
 Every measurement runs in its own subprocess (`--worker`), so that each figure has a clean peak memory and no
 runtime's threads disturb another's: an ONNX worker never imports torch. All models have RANDOM weights (speed
@@ -155,11 +156,14 @@ def worker_generate(args: dict[str, Any]) -> dict[str, Any]:
             if args["backend"] == "onnx" else None)
     e = load_engine(args["dir"], backend=args["backend"], backend_options=opts)
     load_s = time.perf_counter() - t0
-    n, steps = args["candidates"], args["steps"]
-    e.generate(VIDEO, START, candidates=n, seed=0, steps=2)  # warm-up: first-call allocations, caches
-    _, res = _best(lambda: e.generate(VIDEO, START, candidates=n, seed=0, steps=steps), args["repeats"])
+    n, steps, rate = args["candidates"], args["steps"], args.get("sample_rate")
+    rate = e.sample_rate if rate is None else rate  # the generated rate unless a row asks for another
+    e.generate(VIDEO, START, candidates=n, seed=0, steps=2, sample_rate=rate)  # warm-up: allocations, caches
+    _, res = _best(lambda: e.generate(VIDEO, START, candidates=n, seed=0, steps=steps, sample_rate=rate),
+                   args["repeats"])
     return {"load_s": load_s, "timings": res.timings, "peak_rss": peak_rss_bytes(),
-            "torch_imported": "torch" in sys.modules, "providers": e.backend.providers_in_use}
+            "torch_imported": "torch" in sys.modules, "providers": e.backend.providers_in_use,
+            "sample_rate": res.sample_rate, "rate_stage": res.settings["rate_stage"]}
 
 
 def ort_gemm_peaks(n: int, reps: int) -> dict[str, float]:
@@ -418,6 +422,35 @@ def _reusable(bdir: Path) -> bool:
         return False
 
 
+#: the shipped model's rows: (denoiser precision, candidates, steps or None for --steps, output rate); the 16 kHz rows
+#: are the generated rate (no rate stage), the 48 kHz one adds the bandwidth extension
+SHIPPED_ROWS = (("int8", 4, None, 16_000), ("int8", 4, None, 48_000), ("int8", 1, None, 16_000),
+                ("fp32", 4, None, 16_000), ("int8", 4, 10, 16_000), ("int8", 4, 15, 16_000))
+
+
+def shipped_rows(opts: argparse.Namespace, rows: tuple = SHIPPED_ROWS) -> dict[str, Any]:
+    out: dict[str, Any] = {"dir": str(opts.bundle), "rows": []}
+    for precision, n, steps, rate in rows:
+        steps = steps or opts.steps
+        row = run_worker("generate", {"dir": str(opts.bundle), "backend": "onnx", "precision": precision,
+                                      "candidates": n, "steps": steps, "repeats": opts.repeats, "sample_rate": rate})
+        out["rows"].append({"precision": precision, "candidates": n, "steps": steps, **row})
+    return out
+
+
+def rates_report(shipped: dict[str, Any], steps: int) -> str:
+    """The 48 kHz path against the 16 kHz one, 4 candidates, int8 (`--rates`, and a target row of the report)."""
+    by_rate = {r.get("sample_rate", 16_000): r for r in shipped["rows"]
+               if (r["precision"], r["candidates"], r["steps"]) == ("int8", 4, steps)}
+    if 16_000 not in by_rate or 48_000 not in by_rate:
+        return ""
+    lo, hi = by_rate[16_000]["timings"]["total"], by_rate[48_000]["timings"]["total"]
+    ok = hi <= 1.2 * lo
+    return (f"| 48 kHz output ({by_rate[48_000].get('rate_stage')}) vs 16 kHz, 4 candidates end to end, the shipped "
+            f"model | {hi:.2f} s vs {lo:.2f} s (+{100 * (hi / lo - 1):.0f} %, extension "
+            f"{by_rate[48_000]['timings'].get('extend', 0.0):.2f} s) | <= +20 % | {'yes' if ok else 'no'} |")
+
+
 def run_all(opts: argparse.Namespace) -> dict[str, Any]:
     res: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(),
                            "load_before": os.getloadavg(), "options": vars(opts).copy(), "model": MODEL}
@@ -461,12 +494,7 @@ def run_all(opts: argparse.Namespace) -> dict[str, Any]:
                                       "steps": steps, "repeats": opts.repeats})
         res["steps"].append({"steps": steps, **row})
     if opts.bundle:  # the shipped default model itself (trained weights, its own VAE and vocoder sizes)
-        res["shipped"] = {"dir": str(opts.bundle), "rows": []}
-        for precision, n, steps in (("int8", 4, opts.steps), ("int8", 1, opts.steps), ("fp32", 4, opts.steps),
-                                    ("int8", 4, 10), ("int8", 4, 15)):
-            row = run_worker("generate", {"dir": str(opts.bundle), "backend": "onnx", "precision": precision,
-                                          "candidates": n, "steps": steps, "repeats": opts.repeats})
-            res["shipped"]["rows"].append({"precision": precision, "candidates": n, "steps": steps, **row})
+        res["shipped"] = shipped_rows(opts)
     res["stages"] = run_worker("stages", {"dir": str(work / "stages"), "candidates": 4, "repeats": opts.repeats})
     if not opts.no_peer:
         res["peer"] = run_worker("peer", {"candidates": 4, "steps": opts.peer_steps})
@@ -564,6 +592,9 @@ def report(res: dict[str, Any]) -> str:
             L.append(f"| speed-up over the Diff-Foley-sized peer (its 25 denoising steps alone vs our whole "
                      f"generation) | {speedup:.0f}x ({peer_total:.0f} s vs {total:.2f} s) | >= 100x | "
                      f"{'yes' if speedup >= TARGETS['peer_speedup'] else 'no'} |")
+        rates = rates_report(res.get("shipped", {"rows": []}), steps)
+        if rates:
+            L.append(rates)
         gb = default["peak_rss"] / 1e9
         L.append(f"| peak memory of the process (load + generate, 4 candidates) | {gb:.2f} GB | <= 1 GB | "
                  f"{'yes' if gb <= TARGETS['peak_gb'] else 'no'} |")
@@ -579,13 +610,7 @@ def report(res: dict[str, Any]) -> str:
                  f"{r['peak_rss'] / 1e9:.2f} GB |")
     if res.get("shipped"):
         L += ["", "### The shipped default model (resources/models/default, trained weights, ONNX Runtime)", "",
-              "| denoiser precision | cand. | steps | video decode | frame features | denoise | VAE | vocoder | "
-              "total | load | peak memory |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in res["shipped"]["rows"]:
-            t = r["timings"]
-            L.append(f"| {r['precision']} | {r['candidates']} | {r['steps']} | {t['video']:.2f} | "
-                     f"{t['features']:.2f} | {t['denoise']:.2f} | {t['decode']:.2f} | {t['vocode']:.2f} | "
-                     f"**{t['total']:.2f}** | {r['load_s']:.1f} | {r['peak_rss'] / 1e9:.2f} GB |")
+              *shipped_table(res["shipped"])]
     if "arena_on" in res and default:
         a, t = res["arena_on"], default["timings"]
         L += ["", f"onnxruntime's CPU memory arena (its default) on the same run as the T/onnx/int8/4 row: total "
@@ -639,6 +664,18 @@ def report(res: dict[str, Any]) -> str:
     return "\n".join(L)
 
 
+def shipped_table(shipped: dict[str, Any]) -> list[str]:
+    L = ["| denoiser precision | cand. | steps | output | video decode | frame features | denoise | VAE | vocoder | "
+         "48 kHz stage | total | load | peak memory |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in shipped["rows"]:
+        t = r["timings"]
+        L.append(f"| {r['precision']} | {r['candidates']} | {r['steps']} | {r.get('sample_rate', 16_000) // 1000} kHz "
+                 f"| {t['video']:.2f} | {t['features']:.2f} | {t['denoise']:.2f} | {t['decode']:.2f} | "
+                 f"{t['vocode']:.2f} | {t.get('extend', 0.0):.2f} | **{t['total']:.2f}** | {r['load_s']:.1f} | "
+                 f"{r['peak_rss'] / 1e9:.2f} GB |")
+    return L
+
+
 def write_doc(path: Path, block: str) -> None:
     from engine.manifest import atomic_write_text
 
@@ -662,6 +699,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--torch-presets", nargs="*", default=None, choices=["T", "S", "B"],
                    help="presets that also get the torch rows (default: all measured presets)")
     p.add_argument("--no-peer", action="store_true", help="skip the peer U-Net")
+    p.add_argument("--rates", action="store_true",
+                   help="only the shipped model at 16 and 48 kHz (4 candidates, int8, the same run); writes no doc")
     p.add_argument("--bundle", default=None, help="a trained bundle to time as 'the default model' (default: the "
                                                   "shipped resources/models/default when present)")
     p.add_argument("--no-bundle", action="store_true", help="do not time the shipped default model")
@@ -686,6 +725,16 @@ def main(argv: list[str] | None = None) -> int:
         opts.bundle = None
     elif opts.bundle is None and (shipped / "manifest.json").is_file():
         opts.bundle = str(shipped)
+    if opts.rates:
+        if not opts.bundle:
+            p.error("--rates needs the shipped model or --bundle")
+        rows = tuple(r for r in SHIPPED_ROWS if r[:3] == ("int8", 4, None))
+        shipped = shipped_rows(opts, rows)
+        print("\n".join(["| target | measured | goal | met |", "|---|---|---|---|", rates_report(shipped, opts.steps),
+                         "", *shipped_table(shipped)]))
+        if opts.json:
+            Path(opts.json).write_text(json.dumps(shipped, indent=1, default=str))
+        return 0
     res = json.loads(Path(opts.report_only).read_text()) if opts.report_only else run_all(opts)
     block = report(res)
     print(block)

@@ -2,7 +2,8 @@
 
 Public API:
     load_engine(bundle=None, backend="auto") -> FoleyEngine
-    FoleyEngine.generate(video, start, candidates=, seed=, steps=, guidance=, hits=, on_progress=, should_cancel=)
+    FoleyEngine.generate(video, start, candidates=, seed=, steps=, guidance=, hits=, sample_rate=, on_progress=,
+                         should_cancel=)   # sample_rate: one of .output_rates (16000, 48000); .default_output_rate
     FoleyEngine.detect_hits(video, start) -> [seconds from start]; .takes_hits, .has_hit_detector
 """
 

@@ -9,8 +9,8 @@ bandwidth extension; no iteration). The low band keeps the take's own complex ST
 `FADE_BINS` bins at the cut-off, and the inverse STFT gives the 48 kHz waveform.
 
 Written by hand: no registry library does bandwidth extension (audiosr and NU-Wave are hub-weight diffusion models).
-Everything here is numpy/scipy; the network runs through a callable (`torch` module or ONNX session), so this module
-imports neither.
+Everything here is numpy/scipy; the network runs through a callable (the backend's `predict_high_band`: the bundle's
+ONNX graph or its torch module), so this module imports neither.
 """
 
 from __future__ import annotations
@@ -98,22 +98,6 @@ def extend(wav16: np.ndarray, predict: Predictor) -> np.ndarray:
     out_spec = (1.0 - w) * spec + w * (mag * phase)
     out = audio.istft(out_spec.astype(np.complex64), n_fft=N_FFT, hop_length=HOP, length=up.shape[-1])
     return out[0] if single else out
-
-
-def onnx_predictor(path: str, *, device: str = "cpu", threads: int | None = None) -> Predictor:
-    """A predictor running the exported network (`bwe.onnx`, input "low_log", output "high_log") on ONNX Runtime,
-    with the ONNX backend's provider choice (`device` "auto", "cpu", "cuda") and session options. Needs no torch."""
-    import onnxruntime as ort
-
-    from engine.backends.onnx_backend import choose_providers, session_options
-
-    providers, _reason = choose_providers(device, ort.get_available_providers())
-    sess = ort.InferenceSession(str(path), session_options(threads=threads), providers=providers)
-
-    def run(low_log: np.ndarray) -> np.ndarray:
-        return sess.run(["high_log"], {"low_log": np.ascontiguousarray(low_log, np.float32)})[0]
-
-    return run
 
 
 def log_spectral_distance(ref48: np.ndarray, est48: np.ndarray, *, low_hz: float = 0.0,

@@ -40,7 +40,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     try:
         result = engine.generate(
             args.video, args.start, candidates=args.candidates, seed=args.seed, steps=args.steps,
-            guidance=args.guidance, hits=hits, on_progress=on_progress,
+            guidance=args.guidance, hits=hits, sample_rate=args.sample_rate, on_progress=on_progress,
         )
     finally:
         bar.close()
@@ -67,7 +67,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     timing = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
     used = result.candidates[0].settings
     print(f"{len(result.candidates)} candidates for {result.start:.3f}-{result.start + result.duration:.3f} s "
-          f"({engine.backend.name}; {timing}); hits: {used['hits_source']}"
+          f"({engine.backend.name}; {timing}); {result.sample_rate} Hz (rate stage: {used['rate_stage']}); "
+          f"hits: {used['hits_source']}"
           + (f" {', '.join(f'{t:.3f}' for t in used['hits'])}" if used["hits"] else ""), file=sys.stderr)
     for w in written:
         print(w)
@@ -101,6 +102,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
         f"latent      {'x'.join(map(str, s.latent_shape))}, token grid {s.token_grid[0]}x{s.token_grid[1]} "
         f"(time on the {'column' if s.time_axis == 'col' else 'row'} axis)",
         f"condition   {m.condition}",
+        "output      " + (f"{s.sample_rate} Hz as generated, 48000 Hz through the bandwidth extension "
+                          f"({m.components['bwe'].type})" if "bwe" in m.components else
+                          f"{s.sample_rate} Hz as generated, 48000 Hz by plain resampling (no bandwidth extension)"),
         f"sampler     {m.sampler_defaults}",
     ]
     for name, c in m.components.items():
@@ -206,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the sounds start, in seconds from --start: auto (the bundle's hit detector), none "
                         "(ambience), a comma-separated list, or a JSON file (a list, or {\"hits\": [...]} as "
                         "`foley hits` prints); bundles without hits ignore them (default auto)")
+    g.add_argument("--sample-rate", type=int, choices=[16000, 48000], default=None,
+                   help="the takes' rate: 48000 (the default of a bundle with a bandwidth extension: its 8-24 kHz "
+                        "band predicted; plain resampling for a bundle without one) or 16000 (as generated)")
     g.add_argument("--out", "-o", default="foley_out", help="folder for the WAVs and their JSON sidecars")
     g.add_argument("--mux", default=None, metavar="OUT.mp4", help="also write the video with a candidate as its audio")
     g.add_argument("--mux-candidate", type=int, default=0, help="which candidate goes into --mux (default 0)")

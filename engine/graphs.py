@@ -10,7 +10,8 @@ extension point. A new component type (an AudioLDM HiFi-GAN vocoder, a CAVP vide
 its outputs are new, a branch in the ONNX backend (e.g. a vocoder graph with a `waveform` output needs no iSTFT).
 
 Axes are ints (fixed by the bundle's spec or config; the exporter records the numbers) or names (dynamic):
-`batch` is the only dynamic axis of every graph, plus `frames` (video frames) on the video graphs.
+`batch` is the only dynamic axis of every graph, plus `frames` (video frames on the video graphs, STFT frames on the
+bandwidth extension's).
 """
 
 from __future__ import annotations
@@ -180,9 +181,19 @@ HIT_DETECTOR = GraphIO(
         "logit per slot",
 )
 
+BWE = GraphIO(
+    name="bwe",
+    component="bwe",
+    types=("bwe-conv1d",),
+    inputs=(TensorIO("low_log", F32, ("batch", "low_bins", "frames")),),
+    outputs=(TensorIO("high_log", F32, ("batch", "high_bins", "frames")),),
+    doc="the optional bandwidth extension (engine.bwe): log magnitudes of a 48 kHz STFT below 7.5 kHz -> those above; "
+        "the STFT, phase and inverse STFT run in numpy around it",
+)
+
 #: Every graph this engine knows. Several entries may share a `name` if they serve different component types.
 GRAPHS: tuple[GraphIO, ...] = (FRAME_ENCODER, CONDITION, CONDITION_HITS, DENOISER, VAE_DECODER, VOCODER_VOCOS,
-                               FRAME_ENCODER_CAVP, VOCODER_HIFIGAN, HIT_DETECTOR)
+                               FRAME_ENCODER_CAVP, VOCODER_HIFIGAN, HIT_DETECTOR, BWE)
 
 
 def graph_for(name: str, component_type: str, config: Mapping[str, Any] | None = None) -> GraphIO | None:

@@ -33,6 +33,7 @@ COMPONENT_TYPES: dict[str, tuple[str, ...]] = {
     "vae": ("autoencoder-kl",),
     "vocoder": ("griffin-lim", "vocos", "hifigan"),
     "hit_detector": ("hit-detector-tcn",),  # optional: engine.nn.hit_detector, used by engine.hit_detection
+    "bwe": ("bwe-conv1d",),  # optional: engine.nn.bwe, the 16 -> 48 kHz bandwidth extension (engine.bwe)
 }
 # a frame encoder's features are only valid for the condition kind its type produces
 FRAME_ENCODER_CONDITION = {"efficientnet-lite0-projection": "efficientnet-lite0", "cavp-resnet3d50": "cavp"}

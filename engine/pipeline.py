@@ -2,8 +2,9 @@
 
 One generation: read 32 frames at 4 fps from the segment (PyAV) -> frame features -> Reducer condition (once) ->
 DPM-Solver++(2M) with dynamic classifier-free guidance, all candidates and the guidance pair in one batch ->
-VAE decoder -> mel -> vocoder (neural, or Griffin-Lim) -> 16 kHz waveforms. Progress goes to `on_progress`,
-`should_cancel` is polled between steps and stages.
+VAE decoder -> mel -> vocoder (neural, or Griffin-Lim) -> 16 kHz waveforms -> at 48 kHz (the default of a bundle
+with a bandwidth extension) the 8-24 kHz band predicted by it (`engine.bwe`), else the generated rate as it is.
+Progress goes to `on_progress`, `should_cancel` is polled between steps and stages.
 """
 
 from __future__ import annotations
@@ -32,9 +33,13 @@ from engine.spec import SamplerConfig, SegmentSpec
 
 log = logging.getLogger(__name__)
 
+#: How a take reached its output rate (the sidecars' "rate_stage"): as generated, through the bundle's bandwidth
+#: extension (its component type, e.g. "bwe-conv1d"), or plain polyphase resampling (a bundle without one).
+RATE_STAGE_NONE, RATE_STAGE_RESAMPLE = "none", "resample"
+
 FEATURE_SUFFIXES = (".npy", ".npz")
 # share of the whole job each stage takes, for one progress fraction
-_STAGE_WEIGHTS = {"video": 0.05, "features": 0.10, "denoise": 0.70, "decode": 0.10, "vocode": 0.05}
+_STAGE_WEIGHTS = {"video": 0.05, "features": 0.10, "denoise": 0.62, "decode": 0.10, "vocode": 0.05, "extend": 0.08}
 _STAGE_START = dict(zip(_STAGE_WEIGHTS, itertools.accumulate([0.0, *_STAGE_WEIGHTS.values()])))
 
 
@@ -145,7 +150,47 @@ class FoleyEngine:
     # ---- facts -------------------------------------------------------------------------------------------
     @property
     def sample_rate(self) -> int:
+        """The rate the bundle generates at (its spec's; 16 kHz for every bundle so far)."""
         return self.spec.sample_rate
+
+    @property
+    def has_bwe(self) -> bool:
+        """Whether the bundle has a bandwidth extension (16 -> 48 kHz, `engine.bwe`) that its backend runs."""
+        return ("bwe" in self.manifest.components and bool(getattr(self.backend, "has_bwe", False))
+                and self.spec.sample_rate == _bwe().SR_LOW)
+
+    @property
+    def output_rates(self) -> tuple[int, ...]:
+        """The rates `generate(sample_rate=...)` delivers: the generated rate, and 48 kHz."""
+        return tuple(sorted({self.spec.sample_rate, _bwe().SR_HIGH}))
+
+    @property
+    def default_output_rate(self) -> int:
+        """48 kHz with the bundle's bandwidth extension; a bundle without one delivers its generated rate."""
+        return _bwe().SR_HIGH if self.has_bwe else self.spec.sample_rate
+
+    def rate_stage(self, sample_rate: int) -> str:
+        """How takes reach `sample_rate` (one of `output_rates`): "none", the extension's type, or "resample"."""
+        if sample_rate not in self.output_rates:
+            raise InvalidRequestError(
+                f"sample_rate must be one of {', '.join(map(str, self.output_rates))} Hz, got {sample_rate!r}")
+        if sample_rate == self.spec.sample_rate:
+            return RATE_STAGE_NONE
+        return self.manifest.components["bwe"].type if self.has_bwe else RATE_STAGE_RESAMPLE
+
+    def to_output_rate(self, wavs: np.ndarray, sample_rate: int) -> tuple[np.ndarray, str]:
+        """Generated waveforms (N, num_samples) -> (N, samples at `sample_rate`) and the `rate_stage` used."""
+        stage = self.rate_stage(sample_rate)
+        wavs = np.asarray(wavs, np.float32)
+        if stage == RATE_STAGE_NONE:
+            return wavs, stage
+        if stage == RATE_STAGE_RESAMPLE:
+            from scipy.signal import resample_poly
+
+            g = int(np.gcd(sample_rate, self.spec.sample_rate))
+            out = resample_poly(wavs, sample_rate // g, self.spec.sample_rate // g, axis=-1)
+            return out.astype(np.float32), stage
+        return _bwe().extend(wavs, self.backend.predict_high_band), stage
 
     @property
     def segment_duration(self) -> float:
@@ -206,6 +251,9 @@ class FoleyEngine:
             "segment_seconds": self.spec.duration,
             "sample_rate": self.spec.sample_rate,
             "vocoder": self.manifest.components["vocoder"].type,
+            "output_rates": list(self.output_rates),
+            "default_output_rate": self.default_output_rate,
+            "bwe": self.manifest.components["bwe"].type if self.has_bwe else None,
         }
 
     def close(self) -> None:
@@ -319,6 +367,7 @@ class FoleyEngine:
         steps: int | None = None,
         guidance: float | None = None,
         hits: Literal["auto"] | Sequence[float] | None = "auto",
+        sample_rate: int | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
     ) -> GenerationResult:
@@ -328,6 +377,8 @@ class FoleyEngine:
         Candidate k draws its initial noise from seed + k. Raises `Cancelled` if `should_cancel()` turns true.
         hits: where the sounds start, for a hit-aware bundle (`resolve_hits`): "auto" (detected), a list of times
         in seconds from `start`, or [] (none). Each take's settings record "hits" and "hits_source".
+        sample_rate: the takes' rate, one of `output_rates` (None: `default_output_rate`); the settings record it,
+        the generated rate and the `rate_stage` that made it.
         """
         defaults = self.manifest.sampler_defaults
         cfg = SamplerConfig(
@@ -339,6 +390,11 @@ class FoleyEngine:
         )
         if not np.isfinite(start) or start < 0:
             raise InvalidRequestError(f"start must be a time in seconds >= 0, got {start}")
+        out_rate = self.default_output_rate if sample_rate is None else sample_rate
+        if isinstance(out_rate, bool) or not isinstance(out_rate, (int, np.integer)):
+            raise InvalidRequestError(f"sample_rate must be an integer in Hz, got {sample_rate!r}")
+        out_rate = int(out_rate)
+        self.rate_stage(out_rate)  # checked before any work
         cancel = should_cancel or (lambda: False)
         timings: dict[str, float] = {}
 
@@ -409,8 +465,18 @@ class FoleyEngine:
             on_item=lambda k, n: report("vocode", k / n, f"Griffin-Lim {k}/{n}"),
         )
         timings["vocode"] = time.perf_counter() - t0
+        check()
+
+        # 6. the output rate (48 kHz: the bandwidth extension, or resampling for a bundle without one)
+        t0 = time.perf_counter()
+        report("extend", 0.0, f"{out_rate // 1000} kHz output")
+        wavs, rate_stage = self.to_output_rate(wavs, out_rate)
+        timings["extend"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - t_start
-        report("vocode", 1.0, "done")
+        report("extend", 1.0, "done")
+        if rate_stage == RATE_STAGE_RESAMPLE:
+            warnings.append(f"bundle '{self.manifest.name}' has no bandwidth extension: {out_rate} Hz by plain "
+                            f"resampling, nothing above {self.spec.sample_rate // 2} Hz")
 
         settings_common = {
             "bundle": self.manifest.name,
@@ -425,19 +491,28 @@ class FoleyEngine:
             "vocoder": self.manifest.components["vocoder"].type,
             "hits": list(hit_times),
             "hits_source": hits_source,
+            "sample_rate": out_rate,
+            "generated_rate": self.spec.sample_rate,
+            "rate_stage": rate_stage,
         }
         limited = [audio.limit_peak(w) for w in wavs]  # no take leaves the engine beyond full scale
         cands = [
-            Candidate(index=k, seed=s, audio=limited[k][0], mel=mel[k], sample_rate=self.spec.sample_rate,
+            Candidate(index=k, seed=s, audio=limited[k][0], mel=mel[k], sample_rate=out_rate,
                       settings={**settings_common, "seed": s, "candidate": k,
                                 "peak_gain_db": round(limited[k][1], 2)})
             for k, s in enumerate(seeds)
         ]
         return GenerationResult(
             candidates=cands, video=str(video), start=float(start), duration=self.spec.duration,
-            sample_rate=self.spec.sample_rate, settings={**settings_common, "seed": cfg.seed},
+            sample_rate=out_rate, settings={**settings_common, "seed": cfg.seed},
             video_info=info, warnings=warnings, timings=timings,
         )
+
+
+def _bwe():  # engine.bwe imports scipy: loaded on first use
+    from engine import bwe
+
+    return bwe
 
 
 def default_bundle_dir() -> Path:

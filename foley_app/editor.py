@@ -181,7 +181,7 @@ class Editor(QObject):
         def done(_job: Job, info: VideoInfo) -> None:
             self.ctx.playback.stop()
             self.jobs.cancel_all("generate")
-            self.doc.new_for_video(video_ref(info, path))
+            self.doc.new_for_video(video_ref(info, path), sample_rate=self.ctx.settings.output_rate)
             self.ctx.settings.add_recent_file(path)
             self.ctx.settings.last_dir = str(Path(path).parent)
             self._load_video_media()
@@ -470,7 +470,7 @@ class Editor(QObject):
     def _submit_generation(self, seg: Segment, video: str, candidates: int, seed: int, steps: int | None,
                            guidance: float | None, auto_accept: bool, batch: int) -> Job:
         handle = self.ctx.engine
-        start, hits = seg.start, self.generation_hits(seg)
+        start, hits, rate = seg.start, self.generation_hits(seg), self.doc.sample_rate
         meta = {"segment_id": seg.id, "label": seg.label, "start": start, "video": video, "auto_accept": auto_accept,
                 "batch": batch, "queued_at": time.monotonic(), "hits_token": self.doc.hits_token(seg.id)}
 
@@ -478,7 +478,7 @@ class Editor(QObject):
             engine = handle.require()
             return engine.generate(
                 video, start, candidates=candidates, seed=seed, steps=steps, guidance=guidance, hits=hits,
-                on_progress=lambda p: report(p.fraction, p.message), should_cancel=should_cancel,
+                sample_rate=rate, on_progress=lambda p: report(p.fraction, p.message), should_cancel=should_cancel,
             )
 
         return self.jobs.submit("generate", f"Generating {seg.label}", work, inference=True, meta=meta,
@@ -494,6 +494,8 @@ class Editor(QObject):
             why = "the segment was deleted"
         elif abs(seg.start - m["start"]) > 1e-9:
             why = "the segment was moved"
+        elif result.sample_rate != self.doc.sample_rate:
+            why = f"it is at {result.sample_rate} Hz and the project at {self.doc.sample_rate} Hz"
         if why:
             self._status(f"Result for {m['label']} dropped: {why} while it was being generated.")
             self.generation_dropped.emit(m["segment_id"], why)

@@ -17,6 +17,10 @@ T = TypeVar("T")
 MAX_RECENT = 10
 
 
+#: the output rates the editor offers, the default first
+OUTPUT_RATES = (48_000, 16_000)
+
+
 class Settings:
     """Typed access to the app's QSettings."""
 
@@ -102,6 +106,19 @@ class Settings:
     @base_seed.setter
     def base_seed(self, value: int) -> None:
         self._set("generation/seed", int(value))
+
+    @property
+    def output_rate(self) -> int:
+        """The sample rate of new projects' takes and exports: 48000 (the bundle's bandwidth extension, or
+        resampling for a bundle without one) or 16000 (as generated)."""
+        value = self._get("generation/output_rate", OUTPUT_RATES[0], int)
+        return value if value in OUTPUT_RATES else OUTPUT_RATES[0]
+
+    @output_rate.setter
+    def output_rate(self, value: int) -> None:
+        if int(value) not in OUTPUT_RATES:
+            raise ValueError(f"output rate must be one of {OUTPUT_RATES}, got {value!r}")
+        self._set("generation/output_rate", int(value))
 
     # ---- fill -----------------------------------------------------------------------------------------------------
     @property

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-STAGES = ("vae", "vocoder", "projection", "denoiser", "detector", "export", "evaluate")
+STAGES = ("vae", "vocoder", "projection", "denoiser", "detector", "bwe", "export", "evaluate")
 
 
 class ConfigError(ValueError):
@@ -192,6 +192,31 @@ class DetectorStageConfig:
 
 
 @dataclass
+class BweStageConfig:
+    """Stage "bwe": the 16 -> 48 kHz bandwidth extension (engine.bwe, engine.nn.bwe) on full-band recordings (44.1 kHz
+    or more; the clips' own audio is 16 kHz). Needs no other stage; skipped (logged, no extension in the bundle) when
+    it finds no full-band recording, or is disabled."""
+
+    enabled: bool = True
+    # the Foley dataset's source recordings (training.datasets: <cache>/extracted/*/catalogue.json), split by source
+    # recording exactly as the dataset builder splits them, so no test recording is trained on
+    catalogue: bool = False
+    cache: str = ""  # the dataset download cache; "" = training.datasets.sources.default_cache_dir()
+    recordings: list[str] = field(default_factory=list)  # more folders/files of full-band audio (split by hash)
+    min_rate: int = 44_100  # Hz: files recorded below this have no high band to learn from
+    channels: int = 96  # the network's width (96 beat 192 at equal wall time: docs/results.md)
+    lr: float = 1.0e-3
+    batch_size: int = 32
+    minutes: float = 9.0  # wall-time budget (0: by steps only)
+    steps: int = 0  # step budget (0: by minutes only); both given: the first reached
+    val_every: int = 100  # steps; the best validation's weights are kept
+    # the 16 kHz inputs trained on (training.bwe.INPUTS): "real" (the recording at 16 kHz) and/or "griffin-lim" (that
+    # through the mel and Griffin-Lim, what the engine's vocoder gives the extension)
+    inputs: list[str] = field(default_factory=lambda: ["real"])
+    threads: int = 0  # torch threads while the stage runs (0: runtime.threads)
+
+
+@dataclass
 class ExportConfig:
     name: str = ""  # bundle name; default: the run name
     description: str = ""
@@ -248,6 +273,7 @@ class TrainConfig:
     projection: ProjectionStageConfig = field(default_factory=ProjectionStageConfig)
     denoiser: DenoiserStageConfig = field(default_factory=DenoiserStageConfig)
     detector: DetectorStageConfig = field(default_factory=DetectorStageConfig)
+    bwe: BweStageConfig = field(default_factory=BweStageConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
@@ -463,6 +489,13 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"denoiser.mask_kind must be tam, fam, sam or none, got {cfg.denoiser.mask_kind!r}")
     if not 0 <= cfg.denoiser.drop_prob < 1 or not 0 <= cfg.denoiser.mask_ratio < 1:
         raise ConfigError("denoiser.drop_prob and denoiser.mask_ratio must be in [0, 1)")
+    b = cfg.bwe
+    if b.enabled and (b.minutes < 0 or b.steps < 0 or (b.minutes == 0 and b.steps == 0)):
+        raise ConfigError("bwe: give a budget, bwe.minutes > 0 or bwe.steps > 0 (or bwe.enabled: false)")
+    if b.channels < 1 or b.batch_size < 1 or b.val_every < 1 or b.lr <= 0:
+        raise ConfigError("bwe: channels, batch_size and val_every must be >= 1 and lr > 0")
+    if not b.inputs or any(k not in ("real", "griffin-lim") for k in b.inputs):
+        raise ConfigError(f"bwe.inputs: one or both of real, griffin-lim; got {b.inputs}")
 
 
 def to_yaml(cfg: TrainConfig) -> str:
@@ -484,9 +517,9 @@ def stage_digest(cfg: TrainConfig, stage: str) -> str:
     for k in ("workers", "cache_dir"):  # how preprocessing runs does not change what it produces
         data.pop(k)
     parts: dict[str, Any] = {"spec": cfg.spec, "data": data, "seed": cfg.runtime.seed, "bf16": cfg.runtime.bf16}
-    models = ["vae", "vocoder", "projection", "denoiser", "detector"]
+    models = ["vae", "vocoder", "projection", "denoiser", "detector", "bwe"]
     deps = {"vae": ["vae"], "vocoder": ["vocoder"], "projection": ["projection"],
-            "denoiser": ["vae", "projection", "denoiser"], "detector": ["detector"],
+            "denoiser": ["vae", "projection", "denoiser"], "detector": ["detector"], "bwe": ["bwe"],
             "export": [*models, "export"], "evaluate": [*models, "export", "evaluate"]}  # the bundle of them all
     for d in deps.get(stage, []):
         section = dataclasses.asdict(getattr(cfg, d))
@@ -496,8 +529,10 @@ def stage_digest(cfg: TrainConfig, stage: str) -> str:
             section.pop("mask_kind")  # added later at its old behaviour: runs trained before it stay valid
         if d == "denoiser" and section.get("init_from") is None:
             section.pop("init_from")  # likewise
-        if d == "detector":
+        if d in ("detector", "bwe"):
             section.pop("threads")  # how it runs, not what it trains (as runtime.threads)
+        if d == "bwe":
+            section.pop("cache")  # where the recordings are, not which
         if d == "vocoder" and stage == "vocoder":
             section["use"] = "auto"  # the export's choice, not the trained weights' (its old value: runs stay valid)
         parts[d] = section

@@ -396,7 +396,7 @@ def collect(ctx: RunContext, bundle_dir: Path, *, split: str = "test") -> list[E
 
     def gen(clip: Clip, start: float, seed: int, hits: Any) -> Any:
         return engine.generate(clip.path, start, candidates=c.candidates, seed=seed, steps=c.steps,
-                               guidance=c.guidance, hits=hits)
+                               guidance=c.guidance, hits=hits, sample_rate=engine.sample_rate)
 
     def hits_for(times: list[float]) -> Any:  # the hits of the "generated" condition for a clip's annotated onsets
         return {"auto": "auto", "truth": times, "none": []}[c.hits]

@@ -2,7 +2,7 @@
 
 `engine.nn.bundle.write_bundle` writes the safetensors and the manifest (the EMA denoiser, the VAE with its latent
 scale, EfficientNet-Lite0 + the trained projection, the neural vocoder if it beat Griffin-Lim, else Griffin-Lim, and
-the hit detector when the detector stage ran);
+the hit detector when the detector stage ran, the bandwidth extension when the bwe stage trained one);
 the manifest's provenance carries the resolved training config, the data report and each stage's record, its
 metrics the validation numbers. Then, if `export.onnx`, `engine.nn.export.export_onnx` adds the ONNX graphs (and
 checks them against torch). The bundle is built in `bundle.tmp/` and renamed to `bundle/` when complete.
@@ -44,6 +44,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         log.info("stage export: done, skipped")
         return rec
     from training.config import to_yaml
+    from training.stages.bwe import load_trained_bwe
     from training.stages.denoiser import load_trained_denoiser
     from training.stages.detector import load_trained_detector
     from training.stages.projection import load_trained_projection, projection_config
@@ -60,6 +61,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
     use_neural = use_neural_vocoder(cfg.vocoder.use, recs["vocoder"]["beats_griffin_lim"])
     voc = load_trained_vocoder(ctx) if use_neural else None
     detector = load_trained_detector(ctx)  # None when the detector stage did not run (older runs): no detector
+    bwe = load_trained_bwe(ctx)  # likewise: no extension, 48 kHz by resampling
 
     out = ctx.run_dir / "bundle"
     tmp = ctx.run_dir / "bundle.tmp"
@@ -70,6 +72,10 @@ def run(ctx: RunContext) -> dict[str, Any]:
     if detector is not None:
         det_rec = done_record(ctx, "detector") or {}
         metrics["hit_detector"] = {**det_rec.get("metrics", {}), "calibration": det_rec.get("calibration", {})}
+    if bwe is not None:
+        bwe_rec = done_record(ctx, "bwe") or {}
+        metrics["bwe"] = {**bwe_rec.get("metrics", {}), "recordings": bwe_rec.get("recordings", {}),
+                          "steps": bwe_rec.get("steps")}
     provenance = {
         "weights": f"trained with `python -m training.run` (run '{cfg.name}')",
         "training_config": cfg.to_dict(),
@@ -85,7 +91,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
         description=cfg.export.description or cfg.description or f"MDSGen Foley model trained by run '{cfg.name}'",
         provenance=provenance, metrics=metrics,
         sampler_defaults={"steps": cfg.export.sampler_steps, "guidance": cfg.export.guidance},
-        hit_detector=detector,
+        hit_detector=detector, bwe=bwe,
     )
     info: dict[str, Any] = {"bundle": str(out)}
     if cfg.export.onnx:

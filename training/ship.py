@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.manifest import atomic_write_text, load_manifest, write_manifest
+from training.bwe import CARD_LIMIT as BWE_CARD_LIMIT
+from training.bwe import card_line as bwe_card_line
 from training.evaluate import fmt_metric
 
 REPO = Path(__file__).resolve().parent.parent
@@ -268,6 +270,7 @@ def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest:
         f"- VAE: diffusers AutoencoderKL, blocks {vae.get('block_out_channels')}, 128x512 mel -> 4x16x64 latent, "
         f"{vae.get('loop', {}).get('steps')} steps.",
         vocoder_line(manifest.components["vocoder"].type, voc, val.get("vocoder", {})),
+        *([line] if (line := bwe_card_line(manifest)) else []),
         f"- Sampler: DPM-Solver++(2M), {manifest.sampler_defaults.get('steps')} steps, classifier-free guidance "
         f"{manifest.sampler_defaults.get('guidance')}. ONNX graphs for ONNX Runtime "
         f"({manifest.onnx.get('runtime', {}).get('precision', 'fp32')} denoiser on the CPU, fp32 on CUDA).",
@@ -320,6 +323,7 @@ def model_card(manifest: Any, run: Path, metrics: dict[str, Any], data_manifest:
         "domain: on Big Buck Bunny it produces plausible-sounding but generic Foley, not the film's sounds.",
         *([versus_control] if versus_control else []),
         "- Rendered, flat 2-D scenes: real footage looks different, so video features drift out of distribution.",
+        BWE_CARD_LIMIT if "bwe" in manifest.components else
         "- 16 kHz mono, 8.2 s segments, mel up to 7.6 kHz: no air above 8 kHz; the editor crossfades segments.",
         ("- Sync comes from the hit track (32 ms slots): the hits the detector finds, or the ones the user places."
          if dcfg.get("hit_slots") else

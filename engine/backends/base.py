@@ -68,3 +68,11 @@ class Backend(Protocol):
         """motion features (B, slots, channels) (`engine.motion`) -> onset logits (B, slots); only if
         has_hit_detector."""
         ...
+
+    # ---- optional: a bundle with a bandwidth extension (engine.bwe); same convention as the hit detector.
+    has_bwe: bool
+
+    def predict_high_band(self, low_log: np.ndarray) -> np.ndarray:
+        """log magnitudes below the cut-off (B, low_bins, frames) of a 48 kHz STFT (`engine.bwe`) -> those above
+        (B, high_bins, frames); only if has_bwe."""
+        ...

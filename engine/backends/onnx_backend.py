@@ -189,6 +189,7 @@ class OnnxBackend:
         self.has_frame_encoder = "frame_encoder" in self.sessions
         self.has_neural_vocoder = "vocoder" in self.sessions
         self.has_hit_detector = "hit_detector" in self.sessions
+        self.has_bwe = "bwe" in self.sessions
         self.spec = manifest.spec
 
     def _pick_precision(self, precision: str, *, on_cuda: bool) -> str:
@@ -252,6 +253,10 @@ class OnnxBackend:
     def hit_logits(self, motion: np.ndarray) -> np.ndarray:
         assert self.has_hit_detector, "bundle has no hit detector graph"
         return self._run("hit_detector", motion)[0]
+
+    def predict_high_band(self, low_log: np.ndarray) -> np.ndarray:
+        assert self.has_bwe, "bundle has no bandwidth-extension graph"
+        return self._run("bwe", low_log)[0]
 
     def close(self) -> None:
         self.sessions.clear()

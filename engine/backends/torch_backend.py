@@ -53,6 +53,8 @@ class TorchBackend:
         self.has_hit_detector = "hit_detector" in manifest.components
         self.hit_detector = (load_component(bundle_dir, manifest, "hit_detector").to(self._device)
                              if self.has_hit_detector else None)
+        self.has_bwe = "bwe" in manifest.components
+        self.bwe = load_component(bundle_dir, manifest, "bwe").to(self._device) if self.has_bwe else None
 
     def _t(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(self._device)
@@ -95,6 +97,11 @@ class TorchBackend:
         assert self.hit_detector is not None, "bundle has no hit detector"
         return self._np(self.hit_detector(self._t(motion.astype(np.float32))))
 
+    @torch.inference_mode()
+    def predict_high_band(self, low_log: np.ndarray) -> np.ndarray:
+        assert self.bwe is not None, "bundle has no bandwidth extension"
+        return self._np(self.bwe(self._t(low_log.astype(np.float32))))
+
     def close(self) -> None:
         self.denoiser = self.vae = self.frame_encoder = self.vocoder = None  # type: ignore[assignment]
-        self.hit_detector = None
+        self.hit_detector = self.bwe = None

@@ -101,6 +101,10 @@ def build_component(name: str, comp: Component, spec: SegmentSpec) -> nn.Module:
         from engine.nn.hit_detector import HitDetector, HitDetectorConfig
 
         return HitDetector(config=HitDetectorConfig.from_dict(comp.config))
+    if name == "bwe":
+        from engine.nn.bwe import BandwidthNet, BweConfig
+
+        return BandwidthNet(config=BweConfig.from_dict(comp.config))
     raise BundleError(f"component {name!r} of type {comp.type!r} has no torch module")
 
 
@@ -130,10 +134,12 @@ def write_bundle(
     metrics: dict[str, Any] | None = None,
     sampler_defaults: dict[str, Any] | None = None,
     hit_detector: nn.Module | None = None,
+    bwe: nn.Module | None = None,
 ) -> ModelManifest:
     """Save every component and write the manifest last (a bundle without a manifest is not a bundle).
 
-    hit_detector: an optional `engine.nn.hit_detector.HitDetector` (what `hits="auto"` uses)."""
+    hit_detector: an optional `engine.nn.hit_detector.HitDetector` (what `hits="auto"` uses); bwe: an optional
+    `engine.nn.bwe.BandwidthNet` (the 48 kHz output's bandwidth extension)."""
     bdir = Path(bundle_dir)
     bdir.mkdir(parents=True, exist_ok=True)
     comps: dict[str, Component] = {
@@ -151,8 +157,9 @@ def write_bundle(
                                      save_weights(bdir / "vocoder.safetensors", vocoder))
     else:
         comps["vocoder"] = Component("griffin-lim", {"n_iter": griffin_lim_iters})
-    if hit_detector is not None:
-        comps["hit_detector"] = _hit_detector_component(bdir, hit_detector)
+    for cname, module in (("hit_detector", hit_detector), ("bwe", bwe)):
+        if module is not None:
+            comps[cname] = _optional_component(bdir, cname, module)
     manifest = ModelManifest(
         name=name, spec=spec, components=comps, condition=condition, random_weights=random_weights,
         description=description, provenance=dict(provenance or {}), metrics=dict(metrics or {}),
@@ -163,31 +170,44 @@ def write_bundle(
     return load_manifest(bdir)
 
 
-def _hit_detector_component(bdir: Path, detector: nn.Module) -> Component:
-    from engine.nn.hit_detector import COMPONENT_TYPE
-
-    return Component(COMPONENT_TYPE, detector.config.to_dict(), "hit_detector.safetensors",
-                     save_weights(bdir / "hit_detector.safetensors", detector))
+#: optional components that `add_component` puts into a finished bundle: name -> the module's COMPONENT_TYPE
+OPTIONAL_COMPONENTS: dict[str, str] = {"hit_detector": "hit-detector-tcn", "bwe": "bwe-conv1d"}
 
 
-def add_hit_detector(bundle_dir: str | Path, detector: nn.Module) -> ModelManifest:
-    """Put a hit detector into an existing bundle (replacing one it has); a bundle with ONNX graphs gets the
-    detector's graph too (exported and checked, `engine.nn.export.export_graph`), its other graphs are kept."""
-    from engine.graphs import HIT_DETECTOR, OPSET
-    from engine.nn.hit_detector import COMPONENT_TYPE
+def _optional_component(bdir: Path, name: str, module: nn.Module) -> Component:
+    if name not in OPTIONAL_COMPONENTS:
+        raise BundleError(f"{name!r} is not an optional component; known: {sorted(OPTIONAL_COMPONENTS)}")
+    return Component(OPTIONAL_COMPONENTS[name], module.config.to_dict(), f"{name}.safetensors",
+                     save_weights(bdir / f"{name}.safetensors", module))
+
+
+def add_component(bundle_dir: str | Path, name: str, module: nn.Module) -> ModelManifest:
+    """Put an optional component (`OPTIONAL_COMPONENTS`: the hit detector, the bandwidth extension) into an existing
+    bundle, replacing one it has; a bundle with ONNX graphs gets the component's graph too (exported and checked,
+    `engine.nn.export.export_graph`), its other graphs are kept. The manifest is written last."""
+    from engine.graphs import OPSET, graph_for
 
     bdir = Path(bundle_dir)
     manifest = load_manifest(bdir)
-    manifest.components["hit_detector"] = _hit_detector_component(bdir, detector)
+    comp = _optional_component(bdir, name, module)
+    manifest.components[name] = comp
     if manifest.onnx.get("graphs"):
         from engine.nn.export import export_graph  # here, not at the top: export imports this module
 
-        entry = export_graph(HIT_DETECTOR, detector, manifest.spec, bdir, component_type=COMPONENT_TYPE,
+        io = graph_for(name, comp.type, comp.config)
+        if io is None:  # pragma: no cover - every optional component has a graph
+            raise BundleError(f"no ONNX graph is defined for component {name!r} ({comp.type})")
+        entry = export_graph(io, module, manifest.spec, bdir, component_type=comp.type,
                              opset=int(manifest.onnx.get("opset", OPSET)), precisions=("fp32",),
                              meta={"bundle": manifest.name, "spec_fingerprint": manifest.spec.fingerprint()})
-        manifest.onnx["graphs"]["hit_detector"] = entry
+        manifest.onnx["graphs"][name] = entry
     write_manifest(bdir, manifest)
     return load_manifest(bdir)
+
+
+def add_hit_detector(bundle_dir: str | Path, detector: nn.Module) -> ModelManifest:
+    """`add_component(bundle_dir, "hit_detector", detector)`."""
+    return add_component(bundle_dir, "hit_detector", detector)
 
 
 def random_bundle(

@@ -242,6 +242,17 @@ def _export_hit_detector(model: nn.Module, spec: SegmentSpec, g: torch.Generator
     return ExportCase(model, (motion(1),), (motion(3),), tolerance=1e-4)
 
 
+@register_exporter("bwe", "bwe-conv1d")
+def _export_bwe(model: nn.Module, spec: SegmentSpec, g: torch.Generator) -> ExportCase:
+    cfg = model.config
+
+    def low_log(b: int, frames: int) -> Tensor:  # natural-log magnitudes in a take's range (floor -11.5 .. 3)
+        return torch.rand(b, cfg.low_bins, frames, generator=g) * 14.0 - 11.0
+
+    # the STFT frame count follows the take's length: the dynamic axis is checked at another length than traced
+    return ExportCase(model, (low_log(1, 96),), (low_log(2, 1538),), tolerance=1e-3)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Export, check, record
 # ---------------------------------------------------------------------------------------------------------------

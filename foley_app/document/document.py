@@ -24,6 +24,7 @@ from foley_app.document.project import (
     HITS_DETECTED,
     HITS_PENDING,
     HITS_STATES,
+    SAMPLE_RATE,
     AudioStore,
     Clip,
     Project,
@@ -98,8 +99,9 @@ class ProjectDocument(QObject):
         self.path_changed.emit()
         self.modified_changed.emit(self.is_modified())
 
-    def new_for_video(self, video: VideoRef) -> None:
-        self.replace(Project(video=video), {}, None)
+    def new_for_video(self, video: VideoRef, sample_rate: int = SAMPLE_RATE) -> None:
+        """A new project for `video` whose takes, mix and exports are at `sample_rate` (fixed for the project)."""
+        self.replace(Project(video=video, sample_rate=int(sample_rate)), {}, None)
 
     def mark_saved(self, path: Path) -> None:
         self.path = path

@@ -85,9 +85,13 @@ def make_window(qtbot: Any, tmp_path: Path) -> Iterator[Callable[..., Any]]:
     made: list[Any] = []
 
     def make(*, engine: Any = None, candidates: int = 2, steps: int = 2, autosave_s: int = 0,
-             autosave_root: Path | None = None, name: str = "w") -> Any:
+             autosave_root: Path | None = None, name: str = "w", output_rate: int | None = 16_000) -> Any:
+        """output_rate: the preference of new projects (16 kHz, as the tests' numbers assume; None: the app's
+        default)."""
         settings = Settings(tmp_path / f"{name}-settings.ini")
         settings.candidates, settings.steps, settings.autosave_seconds = candidates, steps, autosave_s
+        if output_rate is not None:
+            settings.output_rate = output_rate
         ctx = build_context(settings, autosave_root=autosave_root or tmp_path / "autosave", logs=tmp_path / "logs")
         prompter = ScriptedPrompter()
         window = MainWindow(ctx, prompter)

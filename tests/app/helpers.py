@@ -78,6 +78,7 @@ class FakeEngine:
         self.hits_calls: list[Any] = []
         self.detect_calls: list[float] = []
         self.detect_gate: threading.Event | None = None
+        self.rate_calls: list[int | None] = []
 
     @property
     def has_hit_detector(self) -> bool:
@@ -102,10 +103,12 @@ class FakeEngine:
         pass
 
     def generate(self, video: str, start: float = 0.0, *, candidates: int = 4, seed: int = 0, steps: int | None = None,
-                 guidance: float | None = None, hits: Any = "auto",
+                 guidance: float | None = None, hits: Any = "auto", sample_rate: int | None = None,
                  on_progress: Callable[[Progress], None] | None = None,
                  should_cancel: Callable[[], bool] | None = None) -> GenerationResult:
         self.calls.append((str(video), start, candidates, seed))
+        rate = int(sample_rate or self.sample_rate)
+        self.rate_calls.append(sample_rate)
         self.hits_calls.append(hits if isinstance(hits, str) else list(hits))
         if isinstance(hits, str):
             used = self.detect_hits(video, start) if self.detector is not None and self.takes_hits else []
@@ -119,7 +122,7 @@ class FakeEngine:
             while not self.gate.wait(0.01):
                 if should_cancel and should_cancel():
                     raise Cancelled("generation cancelled")
-        n = round(self.duration * self.sample_rate)
+        n = round(self.duration * rate)
         cands = []
         for k in range(candidates):
             if should_cancel and should_cancel():
@@ -130,9 +133,10 @@ class FakeEngine:
             settings = {"bundle": "fake-engine", "video": str(video), "start": float(start), "duration": self.duration,
                         "steps": steps or 25, "guidance": guidance or 5.0, "candidates": candidates,
                         "backend": "fake", "seed": seed + k, "candidate": k, "hits": list(used),
-                        "hits_source": source}
-            cands.append(Candidate(k, seed + k, audio, np.zeros((128, 512), np.float32), self.sample_rate, settings))
-        return GenerationResult(cands, str(video), float(start), self.duration, self.sample_rate,
+                        "hits_source": source, "sample_rate": rate, "generated_rate": self.sample_rate,
+                        "rate_stage": "none" if rate == self.sample_rate else "resample"}
+            cands.append(Candidate(k, seed + k, audio, np.zeros((128, 512), np.float32), rate, settings))
+        return GenerationResult(cands, str(video), float(start), self.duration, rate,
                                 {**cands[0].settings, "seed": seed}, timings={"total": 0.01})
 
 

@@ -167,3 +167,69 @@ def test_open_select_generate_accept_undo_save_reopen_export(qtbot, make_window,
     assert measure_loudness(sf.read(str(out_wav), dtype="float32")[0], 16000) == pytest.approx(-30.0, abs=0.2)
     assert "LUFS" in w2.prompter_.infos[-1][1]
     assert w.prompter_.errors == [] and w2.prompter_.errors == []
+
+
+def test_a_48k_project_generates_through_the_extension_saves_and_exports_at_48k(
+        qtbot, make_window, tiny_bundle: Path, video_12s: Path, tmp_path: Path) -> None:
+    """The app's default output rate (48 kHz) with a bundle that has a bandwidth extension (random weights, tests
+    only): the takes, the project's audio files and the exported WAV and MP4 are 48 kHz; a 16 kHz project stays so."""
+    import shutil
+
+    import torch
+
+    from engine.nn.bundle import add_component
+    from engine.nn.bwe import BandwidthNet, BweConfig
+    from foley_app.settings import Settings
+
+    bundle = tmp_path / "tiny_bwe"
+    shutil.copytree(tiny_bundle, bundle)
+    torch.manual_seed(0)
+    add_component(bundle, "bwe", BandwidthNet(BweConfig(channels=16)))
+    assert Settings(tmp_path / "fresh.ini").output_rate == 48_000  # the app's default
+    w = make_window(candidates=1, steps=2, output_rate=None)
+    w.ctx.engine.load(str(bundle), "torch")
+    wait_for(qtbot, lambda: w.ctx.engine.ready, 60)
+    w.prompter_.queue("open_file", str(video_12s))
+    with qtbot.waitSignal(w.editor.video_opened, timeout=20_000):
+        qtbot.keyClick(w, Qt.Key.Key_O, CTRL)
+    assert w.doc.sample_rate == 48_000
+    seg_id = w.editor.add_segment(2.0)
+    with qtbot.waitSignal(w.editor.generation_applied, timeout=120_000):
+        w.editor.generate([seg_id])
+    [take] = w.doc.segment(seg_id).takes
+    assert take.settings["rate_stage"] == "bwe-conv1d" and take.settings["sample_rate"] == 48_000
+    assert len(w.doc.audio.get(take.audio_id)) == round(8.192 * 48_000)
+    w.editor.select_segment(seg_id)
+    w.editor.accept(0)
+    track = w.doc.track_audio().copy()
+    assert track.shape == (12 * 48_000,) and not np.any(track[: 2 * 48_000 - 1])
+
+    project_path = tmp_path / "film48.foleyproj"
+    w.prompter_.queue("save_file", str(project_path))
+    with qtbot.waitSignal(w.editor.project_saved, timeout=10_000):
+        qtbot.keyClick(w, Qt.Key.Key_S, CTRL)
+    media = tmp_path / "film48.media"
+    assert {sf.info(str(p)).samplerate for p in media.glob("*.wav")} == {48_000}
+
+    out_mp4, out_wav = tmp_path / "out48" / "film.mp4", tmp_path / "out48" / "film.wav"
+    w.prompter_.queue("export_options", ExportRequest(str(video_12s), out_mp4, out_wav))
+    with qtbot.waitSignal(w.editor.export_finished, timeout=60_000):
+        w.actions_["export"].trigger()
+    wav, rate = sf.read(str(out_wav), dtype="float32")
+    assert rate == 48_000 and len(wav) == 12 * 48_000
+    decoded = read_audio(out_mp4, 48_000, duration=12.0)
+    first = 2 * 48_000
+    lag, corr = _lag(track[first : first + 2 * 48_000 + 480], decoded[first : first + 2 * 48_000 + 480], 240)
+    assert lag == 0 and corr > 0.9, (lag, corr)
+
+    # the preference applies to new projects: a 16 kHz one generates at 16 kHz with the same bundle
+    w16 = make_window(candidates=1, steps=2, name="w16", output_rate=16_000)
+    w16.ctx.engine.set_engine(w.ctx.engine.engine)
+    with qtbot.waitSignal(w16.editor.video_opened, timeout=20_000):
+        w16.editor.open_path(video_12s)
+    seg16 = w16.editor.add_segment(1.0)
+    with qtbot.waitSignal(w16.editor.generation_applied, timeout=120_000):
+        w16.editor.generate([seg16])
+    [take16] = w16.doc.segment(seg16).takes
+    assert take16.settings["rate_stage"] == "none" and len(w16.doc.audio.get(take16.audio_id)) == 8.192 * 16_000
+    assert w.prompter_.errors == [] and w16.prompter_.errors == []

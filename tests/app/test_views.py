@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import FakeEngine, open_video, wait_for
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
@@ -181,9 +182,15 @@ def test_preferences_and_shortcut_sheet(qtbot, make_window, monkeypatch, tmp_pat
     dlg.steps.setValue(10)
     dlg.overlap.setValue(2.0)
     dlg.bundle.setText(str(tmp_path / "bundle"))
+    assert dlg.output_rate.currentData() == 16_000  # the window's setting (make_window: 16 kHz)
+    dlg.output_rate.setCurrentIndex(dlg.output_rate.findData(48_000))
+    assert "bandwidth extension" in dlg.output_rate.currentText()
     dlg._save()
     s = w.ctx.settings
     assert (s.candidates, s.steps, s.fill_overlap, s.bundle) == (6, 10, 2.0, str(tmp_path / "bundle"))
+    assert s.output_rate == 48_000
+    with pytest.raises(ValueError, match="output rate"):
+        s.output_rate = 44_100
     assert dlg.bundle_changed
     shown = {}
 

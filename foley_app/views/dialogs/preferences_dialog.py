@@ -21,7 +21,9 @@ from PySide6.QtWidgets import (
 
 from engine import default_bundle_dir
 from foley_app.playback import AudioOutput
-from foley_app.settings import Settings
+from foley_app.settings import OUTPUT_RATES, Settings
+
+_RATE_LABELS = {48_000: "48 kHz (bandwidth extension)", 16_000: "16 kHz (as generated)"}
 
 
 class PreferencesDialog(QDialog):
@@ -84,6 +86,14 @@ class PreferencesDialog(QDialog):
         self.overlap.setSuffix(" s")
         self.overlap.setValue(settings.fill_overlap)
         gform.addRow("Fill: overlap between segments", self.overlap)
+        self.output_rate = QComboBox()
+        for rate in OUTPUT_RATES:
+            self.output_rate.addItem(_RATE_LABELS.get(rate, f"{rate} Hz"), rate)
+        self.output_rate.setCurrentIndex(max(self.output_rate.findData(settings.output_rate), 0))
+        self.output_rate.setToolTip(
+            "48 kHz: the model's 16 kHz take with its 8-24 kHz band predicted by the bundle's bandwidth extension "
+            "(plain resampling for a bundle without one). A project keeps the rate it was made with.")
+        gform.addRow("Output sample rate (new projects)", self.output_rate)
         tabs.addTab(gen, "Generation")
 
         # audio
@@ -160,6 +170,7 @@ class PreferencesDialog(QDialog):
         s.guidance = self.guidance.value()
         s.base_seed = self.seed.value()
         s.fill_overlap = self.overlap.value()
+        s.output_rate = int(self.output_rate.currentData())
         s.audio_device = self.device.currentData() or ""
         s.autosave_seconds = self.autosave.value()
         s.sync()
