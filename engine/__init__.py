@@ -28,7 +28,17 @@ from engine.errors import (
 )
 from engine.hits import MAX_HITS, check_hits, parse_hits_arg
 from engine.manifest import ModelManifest, atomic_write_text, load_manifest
-from engine.media import FrameBatch, VideoInfo, mux_foley, probe_video, read_audio, read_frames, write_wav
+from engine.media import (
+    FrameBatch,
+    MuxPlan,
+    VideoInfo,
+    mux_foley,
+    mux_plan,
+    probe_video,
+    read_audio,
+    read_frames,
+    write_wav,
+)
 from engine.pipeline import (
     Candidate,
     FoleyEngine,
@@ -60,6 +70,7 @@ __all__ = [
     "InvalidRequestError",
     "ModelManifest",
     "MuxError",
+    "MuxPlan",
     "NoAudioStreamError",
     "NoVideoStreamError",
     "Progress",
@@ -78,6 +89,7 @@ __all__ = [
     "measure_loudness",
     "mel_spectrogram",
     "mux_foley",
+    "mux_plan",
     "normalize_loudness",
     "parse_hits_arg",
     "probe_video",

@@ -19,7 +19,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     from engine.hits import parse_hits_arg
     from engine.manifest import atomic_write_text
-    from engine.media import mux_foley, write_wav
+    from engine.media import mux_foley, mux_plan, write_wav
     from engine.pipeline import Progress, load_engine
 
     engine = load_engine(args.bundle, backend=args.backend, device=args.device, threads=args.threads,
@@ -62,6 +62,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         written.append(str(wav_path))
     if args.mux:
         cand = result.candidates[args.mux_candidate]
+        plan = mux_plan(args.video, args.mux)
+        if plan.video == "reencode":
+            print(f"note: {plan.note}", file=sys.stderr)
         mux_foley(args.video, cand.audio, cand.sample_rate, result.start, args.mux, overwrite=args.overwrite)
         written.append(str(args.mux))
     timing = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())

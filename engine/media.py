@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import math
 import os
 import tempfile
@@ -26,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import av
 import av.error
@@ -55,8 +56,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FrameBatch",
+    "MuxPlan",
     "VideoInfo",
     "mux_foley",
+    "mux_plan",
     "probe_video",
     "read_audio",
     "read_frames",
@@ -65,6 +68,7 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
+log = logging.getLogger(__name__)
 
 # Two timestamps closer than this are the same instant (absorbs float rounding of k / fps and of pts * time_base).
 _EPS = 1e-6
@@ -78,6 +82,12 @@ _AAC_FRAME = 1024
 _MUX_FORMATS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 # How far ahead of the video packets the audio packets are written (interleaving).
 _INTERLEAVE_AHEAD = 0.5
+# The video re-encode when the output container cannot hold the source's codec (Theora or VP8 into MP4): H.264 at
+# CRF 18, which x264's documentation calls visually lossless, 4:2:0, every frame at its own timestamp.
+_REENCODE_CODEC = "libx264"
+_REENCODE_OPTIONS = {"crf": "18", "preset": "fast"}
+# Containers that accept equal consecutive DTS (FFmpeg's AVFMT_TS_NONSTRICT); MP4/MOV need them increasing.
+_TS_NONSTRICT = ("matroska",)
 
 
 # ---- data types ----------------------------------------------------------------------------------------------
@@ -727,12 +737,69 @@ def _codec_fits(fmt: str, codec_name: str) -> bool:
         return codec_name in probe.supported_codecs
 
 
-def _not_fitting(out: Path, codec_name: str) -> MuxError:
-    """The MuxError for a video codec the chosen container cannot hold."""
-    return MuxError(
-        f"The source video is {codec_name}, which a {out.suffix} file cannot hold without re-encoding. "
-        f"Choose a .mkv output name instead (e.g. {out.with_suffix('.mkv').name}); it keeps the video as it is."
-    )
+@dataclass(frozen=True)
+class MuxPlan:
+    """How `mux_foley` writes the video of `out`: "copy" (packet for packet) or "reencode" (to H.264, when the
+    output container cannot hold the source's codec); `note` says so in words for the CLI and the export dialog."""
+
+    video: Literal["copy", "reencode"]
+    source_codec: str
+    output_codec: str
+    note: str
+
+
+def _can_copy(src: Path, info: VideoInfo, fmt: str) -> bool:
+    """Whether muxer `fmt` takes the source's video stream as it is: its codec is in the muxer's list and the muxer
+    writes a header for it (the list is not the whole truth: FFmpeg's MOV muxer lists VP9 and then refuses it)."""
+    if not _codec_fits(fmt, info.codec):
+        return False
+    with _open_input(src) as source, av.open(io.BytesIO(), mode="w", format=fmt) as probe:
+        try:
+            probe.add_stream_from_template(source.streams[info.video_stream_index])
+            probe.start_encoding()
+        except (ValueError, av.error.FFmpegError):
+            return False
+    return True
+
+
+def _plan(src: Path, info: VideoInfo, out: Path, fmt: str) -> MuxPlan:
+    if _can_copy(src, info, fmt):
+        return MuxPlan("copy", info.codec, info.codec, f"the {info.codec} video is copied as it is (no re-encode)")
+    return MuxPlan("reencode", info.codec, "h264",
+                   f"a {out.suffix} file cannot hold the source's {info.codec} video: it is re-encoded to H.264 "
+                   f"(CRF {_REENCODE_OPTIONS['crf']}, visually lossless; every frame kept at its time). A .mkv "
+                   "output keeps the video as it is.")
+
+
+def mux_plan(video_path: PathLike, out_path: PathLike) -> MuxPlan:
+    """What `mux_foley(video_path, ..., out_path)` will do with the video (copy or re-encode), without writing.
+
+    Raises VideoNotFoundError, VideoReadError, NoVideoStreamError for the source and MuxError for an unsupported
+    output suffix."""
+    out, src = Path(out_path), _existing_file(video_path)
+    fmt = _output_format(out)
+    return _plan(src, probe_video(src), out, fmt)
+
+
+def _repair_timestamps(pts: int | None, dts: int | None, last_dts: int | None, *, strict: bool
+                       ) -> tuple[int | None, int | None]:
+    """A copied packet's (pts, dts) made muxable the way FFmpeg's own remuxer does it (fftools' "Invalid DTS ...
+    replacing by guess" and "Non-monotonic DTS ... changing to"): a DTS after its PTS becomes, for both, the median
+    of the two and the last DTS + 1; then a DTS not after the last one (not at or after it, for a container that
+    allows equal ones) moves up to it + 1, and a PTS that would fall before the new DTS with it. Presentation
+    times only move where the source's were inconsistent, by as many ticks of the stream's time base."""
+    if dts is None or last_dts is None:
+        if pts is not None and dts is not None and dts > pts:
+            dts = pts
+        return pts, dts
+    if pts is not None and dts > pts:
+        pts = dts = sorted((pts, dts, last_dts + 1))[1]
+    least = last_dts + (1 if strict else 0)
+    if dts < least:
+        if pts is not None and pts >= dts:
+            pts = max(pts, least)
+        dts = least
+    return pts, dts
 
 
 def _resample_mono(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
@@ -778,6 +845,53 @@ def _packet_time(packet: Packet) -> float | None:
     return float(ts * packet.time_base)
 
 
+def _copied_packets(source: InputContainer, in_video: VideoStream, out_video: VideoStream, fmt: str
+                    ) -> Iterator[Packet]:
+    """The source's video packets for the output stream, their timestamps repaired where the source's would make the
+    muxer fail (`_repair_timestamps`)."""
+    last_dts: int | None = None
+    strict = fmt not in _TS_NONSTRICT
+    for packet in source.demux(in_video):
+        if packet.size == 0:
+            continue  # the demuxer's end-of-stream marker
+        pts, dts = _repair_timestamps(packet.pts, packet.dts, last_dts, strict=strict)
+        if (pts, dts) != (packet.pts, packet.dts):
+            packet.pts, packet.dts = pts, dts
+        if dts is not None:
+            last_dts = dts
+        packet.stream = out_video
+        yield packet
+
+
+def _reencoded_packets(source: InputContainer, in_video: VideoStream, out_video: VideoStream, info: VideoInfo
+                       ) -> Iterator[Packet]:
+    """The source's frames re-encoded (`_REENCODE_CODEC`), each at its own presentation time in the source's time
+    base; a rotated source is turned upright in the pixels (the picture shows as in the source)."""
+    last_pts: int | None = None
+    k = -(info.rotation // 90)
+    w, h = out_video.codec_context.width, out_video.codec_context.height
+    try:
+        for frame in source.decode(in_video):
+            pts = _frame_pts(frame)
+            pts = (last_pts + 1 if last_pts is not None else 0) if pts is None else pts
+            if last_pts is not None and pts <= last_pts:
+                continue  # a repeated timestamp: the encoder needs them increasing; the earlier frame stays
+            last_pts = pts
+            if k:
+                rgb = np.rot90(frame.to_ndarray(format="rgb24"), k=k)
+                img = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                img = img.reformat(width=w, height=h, format="yuv420p")
+            else:
+                img = frame.reformat(width=w, height=h, format="yuv420p")
+            img.pts, img.time_base = pts, in_video.time_base
+            yield from out_video.encode(img)
+    except av.error.FFmpegError as err:
+        if last_pts is None:
+            raise
+        log.warning("the source stopped decoding early (%s); the re-encoded video ends there", err)
+    yield from out_video.encode(None)
+
+
 def _write_mux(
     src: Path,
     tmp: Path,
@@ -786,8 +900,9 @@ def _write_mux(
     info: VideoInfo,
     foley48: np.ndarray,
     start: float,
+    plan: MuxPlan,
 ) -> None:
-    """Copy the video packets of `src` and encode the Foley track into `tmp` (muxer `fmt`)."""
+    """Copy (or re-encode, per `plan`) the video of `src` and encode the Foley track into `tmp` (muxer `fmt`)."""
     # AAC priming: the encoder emits 1024 priming samples before sample 0, as a first packet at pts -1024. The
     # MP4/MOV muxer marks them for skipping (an edit list with media_time 1024; FFmpeg's demuxer turns it into
     # skip-samples side data the decoder applies) only when that packet lies at negative time, i.e. when the track
@@ -808,10 +923,22 @@ def _write_mux(
         except (av.error.FFmpegError, OSError) as err:
             raise MuxError(f"Cannot create {out}: {err}. Check that the folder is writable.") from err
         with output:
-            try:
-                out_video = output.add_stream_from_template(in_video)
-            except ValueError as err:
-                raise _not_fitting(out, info.codec) from err
+            if plan.video == "copy":
+                try:
+                    out_video = output.add_stream_from_template(in_video)
+                except ValueError as err:
+                    raise MuxError(f"{out.suffix} cannot hold the source's {info.codec} video ({err}); choose a "
+                                   ".mkv output name") from err
+                packets = _copied_packets(source, in_video, out_video, fmt)
+            else:
+                out_video = output.add_stream(_REENCODE_CODEC, options=dict(_REENCODE_OPTIONS))
+                out_video.width, out_video.height = info.width + info.width % 2, info.height + info.height % 2
+                out_video.pix_fmt = "yuv420p"
+                out_video.time_base = in_video.time_base
+                out_video.codec_context.time_base = in_video.time_base
+                if in_video.average_rate:
+                    out_video.codec_context.framerate = in_video.average_rate
+                packets = _reencoded_packets(source, in_video, out_video, info)
             out_audio = output.add_stream("aac", rate=_MUX_RATE, layout="mono")
             out_audio.bit_rate = _MUX_BIT_RATE
             frames = _audio_frames(foley48, offset, total, first_pts)
@@ -828,13 +955,10 @@ def _write_mux(
                     output.mux(out_audio.encode(frame))
                     audio_time += frame.samples / _MUX_RATE
 
-            for packet in source.demux(in_video):
-                if packet.size == 0:
-                    continue  # the demuxer's end-of-stream marker
+            for packet in packets:
                 t = _packet_time(packet)
                 if t is not None and audio_time < math.inf:
                     push_audio(t + _INTERLEAVE_AHEAD)
-                packet.stream = out_video
                 output.mux(packet)
             if audio_time < math.inf:
                 push_audio(None)
@@ -851,7 +975,12 @@ def mux_foley(
 ) -> Path:
     """Write a copy of a video with the Foley as its only audio track.
 
-    The video stream is copied packet for packet (same codec, bytes, pts and dts; rotation kept; no re-encode).
+    The video stream is copied packet for packet (same codec, bytes and timestamps; rotation kept; no re-encode)
+    wherever the output container can hold its codec; timestamps that would make the muxer fail (a missing or
+    repeated DTS, a DTS after its PTS, as FFmpeg derives for B-frame Matroska sources) are repaired as FFmpeg's
+    remuxer does. Where the container cannot hold the codec (Theora or VP8 into MP4) the video is re-encoded to
+    H.264 at CRF 18 (visually lossless), every frame at its own timestamp, a rotated source turned upright in the
+    pixels; `mux_plan` says beforehand which it will be.
     One 48 kHz mono AAC track is added whose content is silence except `audio` (mono float32 at `sample_rate`),
     whose sample 0 plays at `start` seconds after the first video frame; audio past the video's end is cut. The
     AAC track spans the whole video. The container follows the suffix of `out_path` (.mp4, .m4v, .mov, .mkv). The
@@ -863,8 +992,8 @@ def mux_foley(
         VideoNotFoundError, VideoReadError, NoVideoStreamError: the source cannot be used.
         SegmentOutOfRangeError: `start` is not within [0, duration).
         InvalidRequestError: `audio` is not mono float audio or `sample_rate` is not positive.
-        MuxError: `out_path` is the source, already exists (without `overwrite`), has an unsupported suffix,
-            or cannot hold the source's video codec (choose .mkv), or writing failed.
+        MuxError: `out_path` is the source, already exists (without `overwrite`), has an unsupported suffix, or
+            writing failed.
     """
     src = _existing_file(video_path)
     out = Path(out_path)
@@ -894,15 +1023,14 @@ def mux_foley(
             f"Foley start {start:.3f} s lies outside the video: choose a start from 0 to "
             f"{info.duration:.3f} s (exclusive)."
         )
-    if not _codec_fits(fmt, info.codec):
-        raise _not_fitting(out, info.codec)
+    plan = _plan(src, info, out, fmt)
     foley48 = _resample_mono(data, rate, _MUX_RATE)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_beside(out)
     try:
         try:
-            _write_mux(src, tmp, fmt, out, info, foley48, start)
+            _write_mux(src, tmp, fmt, out, info, foley48, start, plan)
         except av.error.FFmpegError as err:
             raise MuxError(
                 f"Writing {out.name} failed: {err}. Try a .mkv output name, or re-export the video."

@@ -795,7 +795,7 @@ class Editor(QObject):
             mp4, wav = base.with_suffix(".mp4"), base.with_name(base.stem + "_foley.wav")
         s = self.ctx.settings
         return ExportDefaults(v.path if v is not None and Path(v.path).is_file() else None, str(mp4), str(wav),
-                              s.normalize, s.target_lufs)
+                              s.normalize, s.target_lufs, self.doc.sample_rate)
 
     def export(self) -> Job | None:
         if not self.doc.project.clips:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine import Cancelled, mux_foley, normalize_loudness, write_wav
+from engine import Cancelled, mux_foley, mux_plan, normalize_loudness, write_wav
 from foley_app.document.timeline import MixClip, render_mix
 from foley_app.errors import ExportError
 
@@ -89,7 +89,12 @@ def run_export(req: ExportRequest, clips: list[MixClip], total_samples: int, sam
         check()
     if req.mp4_path is not None:
         assert req.video_path is not None
-        report(0.6, f"writing {req.mp4_path.name} (copying the video stream, encoding AAC)")
+        plan = mux_plan(req.video_path, req.mp4_path)
+        if plan.video == "reencode":
+            result.notes.append(f"The video was re-encoded: {plan.note}")
+        report(0.6, f"writing {req.mp4_path.name} ("
+                    + ("copying the video stream" if plan.video == "copy" else "re-encoding the video to H.264")
+                    + ", encoding AAC)")
         result.written.append(
             mux_foley(req.video_path, track, sample_rate, 0.0, req.mp4_path, overwrite=req.overwrite)
         )

@@ -61,6 +61,12 @@ def video_12s(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def video_vp8(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """9 s of VP8 in WebM: a codec MP4 cannot hold (PyAV has no Theora encoder)."""
+    return make_test_video(tmp_path_factory.mktemp("media") / "film.webm", seconds=9.0, codec="libvpx")
+
+
+@pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bundle with random weights on the paper's spec, a tiny denoiser and a tiny Vocos vocoder."""
     pytest.importorskip("torch")

@@ -233,3 +233,27 @@ def test_a_48k_project_generates_through_the_extension_saves_and_exports_at_48k(
     [take16] = w16.doc.segment(seg16).takes
     assert take16.settings["rate_stage"] == "none" and len(w16.doc.audio.get(take16.audio_id)) == 8.192 * 16_000
     assert w.prompter_.errors == [] and w16.prompter_.errors == []
+
+
+def test_export_of_a_vp8_video_to_mp4_re_encodes_and_says_so(qtbot, make_window, video_vp8: Path,
+                                                             tmp_path: Path) -> None:
+    from helpers import FakeEngine
+
+    w = make_window(engine=FakeEngine(), candidates=1)
+    with qtbot.waitSignal(w.editor.video_opened, timeout=20_000):
+        w.editor.open_path(video_vp8)
+    seg_id = w.editor.add_segment(0.5)
+    with qtbot.waitSignal(w.editor.generation_applied, timeout=20_000):
+        w.editor.generate([seg_id])
+    w.editor.select_segment(seg_id)
+    w.editor.accept(0)
+    defaults = w.editor.export_defaults()
+    assert defaults.mp4_path.endswith("film_foley.mp4")  # an MP4 by default, whatever the source's container
+    out = tmp_path / "vp8_out.mp4"
+    w.prompter_.queue("export_options", ExportRequest(str(video_vp8), out, None))
+    with qtbot.waitSignal(w.editor.export_finished, timeout=60_000) as blocker:
+        w.actions_["export"].trigger()
+    assert any("re-encoded" in n for n in blocker.args[0].notes)
+    assert "re-encoded to H.264" in w.prompter_.infos[-1][1]
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"

@@ -100,3 +100,17 @@ def test_console_script_runs_as_a_program(tiny_bundle: Path) -> None:
     r = subprocess.run([*cmd, "info", str(tiny_bundle)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "random-t-test" in r.stdout
+
+
+def test_mux_of_a_vp8_source_to_mp4_re_encodes_and_says_so(tiny_bundle: Path, video_vp8: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import av
+
+    src = video_vp8
+    mp4 = tmp_path / "film_foley.mp4"
+    assert main(["generate", str(src), "-n", "1", "--steps", "2", "--bundle", str(tiny_bundle), "--backend",
+                 "torch", "--out", str(tmp_path / "out"), "--mux", str(mp4), "-q"]) == 0
+    assert "re-encoded to H.264" in capsys.readouterr().err
+    with av.open(str(mp4)) as c:
+        assert c.streams.video[0].codec_context.name == "h264" and len(c.streams.audio) == 1
+    assert _decoded_audio_seconds(mp4) == pytest.approx(9.0, abs=0.05)

@@ -525,15 +525,76 @@ def test_codec_that_mp4_cannot_hold() -> None:
     assert media._codec_fits("matroska", "theora") and media._codec_fits("mp4", "h264")
 
 
-def test_mux_vp8_needs_mkv(tmp_path: Path) -> None:
-    # PyAV has no Theora encoder; VP8 is the other codec MP4 cannot hold.
-    src = _make_video(tmp_path / "src.webm", "libvpx")
+def _frame_times(path: Path) -> list[float]:
+    with av.open(str(path)) as c:
+        return [float(f.pts * f.time_base) for f in c.decode(c.streams.video[0])]
+
+
+def test_mux_reencodes_what_mp4_cannot_hold_and_copies_into_mkv(tmp_path: Path) -> None:
+    """VP8 (PyAV has no Theora encoder; VP8 is the other codec MP4 cannot hold), at a variable frame rate and
+    rotated: to .mp4 it is re-encoded to H.264 with every frame at its own time, upright; to .mkv it is copied."""
+    vfr = [0, 1, 3, 4, 7, 8, 9, 12, 13, 15, 16, 17, 20, 22, 23, 26, 27, 28, 30, 33]  # in 1/30 s
+    src = _make_video(tmp_path / "src.webm", "libvpx", fmt="webm", pts=vfr, time_base=Fraction(1, 30),
+                      painter=_quadrant, n=len(vfr))
     foley, _ = _foley(48_000, 0.2)
-    with pytest.raises(MuxError, match=r"Choose a \.mkv"):
-        media.mux_foley(src, foley, 48_000, 0.5, tmp_path / "vp8.mp4")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.webm"]  # nothing left behind
+    plan = media.mux_plan(src, tmp_path / "vp8.mp4")
+    assert (plan.video, plan.source_codec, plan.output_codec) == ("reencode", "vp8", "h264")
+    assert "re-encoded to H.264" in plan.note
+    out = media.mux_foley(src, foley, 48_000, 0.5, tmp_path / "vp8.mp4")
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+    assert _frame_times(out) == pytest.approx(_frame_times(src), abs=1e-9)
+    a, b = media.read_frames(src, [0.0, 0.5]).frames, media.read_frames(out, [0.0, 0.5]).frames
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 4  # visually lossless
+    y = media.read_audio(out, 48_000)
+    _, burst = _foley(48_000, 0.2)
+    assert abs(_lag(y, burst) / 48_000 - 0.7) < 1e-3  # the Foley sits where it should, as in a copy
+    assert media.mux_plan(src, tmp_path / "vp8.mkv").video == "copy"
     out = media.mux_foley(src, foley, 48_000, 0.5, tmp_path / "vp8.mkv")
     _check_mux(src, out, start=0.5, burst_at=0.2, rate=48_000)
+    rot = _make_video(tmp_path / "rot.webm", "libvpx", fmt="webm", rotation=-90, painter=_quadrant, n=5)
+    info = media.probe_video(rot)
+    if info.rotation != 90:
+        pytest.skip("this FFmpeg's WebM muxer does not store the display matrix")
+    out = media.mux_foley(rot, foley, 48_000, 0.1, tmp_path / "rot.mp4")
+    upright = media.probe_video(out)
+    assert upright.rotation == 0 and (upright.width, upright.height) == (info.width, info.height)
+    a, b = media.read_frames(rot, [0.2]).frames, media.read_frames(out, [0.2]).frames
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 4  # the same picture, now in the pixels
+
+
+def test_timestamp_repair_follows_ffmpegs_remuxer() -> None:
+    fix = media._repair_timestamps
+    assert fix(10, 5, 4, strict=True) == (10, 5)  # in order: untouched
+    assert fix(10, 4, 4, strict=True) == (10, 5)  # a repeated DTS moves up one tick (MP4/MOV)
+    assert fix(10, 4, 4, strict=False) == (10, 4)  # Matroska allows equal ones
+    assert fix(3, 2, 4, strict=True) == (5, 5)  # moved DTS passes its PTS: the PTS follows
+    assert fix(6, 9, 4, strict=True) == (6, 6)  # DTS after PTS: both the median of (6, 9, 5)
+    assert fix(6, 9, None, strict=True) == (6, 6)
+    assert fix(7, None, 4, strict=True) == (7, None)  # missing DTS: the muxer derives it
+
+
+def test_mux_vfr_b_frame_sources_into_every_container(tmp_path: Path) -> None:
+    """Variable frame rate H.264 with B-frames in Matroska (which stores no DTS: FFmpeg derives them) and VP9 in
+    WebM, into MP4, MOV and MKV: every frame kept at its time, the Foley in place."""
+    vfr = [0, 2, 3, 7, 8, 9, 14, 15, 16, 17, 24, 25, 27, 30, 31, 33, 40, 41, 43, 45, 46, 50, 51, 60]  # 1/60 s
+    srcs = [_make_video(tmp_path / "bframes.mkv", "libx264", fmt="matroska", pts=vfr, time_base=Fraction(1, 60),
+                        n=len(vfr)),
+            _make_video(tmp_path / "vp9.webm", "libvpx-vp9", fmt="webm", pts=vfr, time_base=Fraction(1, 60),
+                        n=len(vfr))]
+    with av.open(str(srcs[0])) as c:
+        dts = [p.dts for p in c.demux(c.streams.video[0]) if p.size]
+        assert c.streams.video[0].codec_context.has_b_frames and None in dts  # what the issue's file had
+    foley, burst = _foley(48_000, 0.1)
+    for src in srcs:
+        for suffix in (".mp4", ".mov", ".mkv"):
+            out = media.mux_foley(src, foley, 48_000, 0.25, tmp_path / f"{src.stem}_out{suffix}")
+            # FFmpeg's MOV muxer refuses VP9 ("only supported in MP4"): that one is re-encoded, the rest copied
+            assert media.mux_plan(src, out).video == ("reencode" if (src.suffix, suffix) == (".webm", ".mov")
+                                                      else "copy")
+            assert _frame_times(out) == pytest.approx(_frame_times(src), abs=1e-3 if suffix == ".mkv" else 1e-9)
+            y = media.read_audio(out, 48_000)
+            assert abs(_lag(y, burst) / 48_000 - 0.35) < 1e-3, (src.name, suffix)
 
 
 def test_info_is_frozen(mp4: Path) -> None:

@@ -42,6 +42,7 @@ class ExportDefaults:
     wav_path: str
     normalize: bool
     target_lufs: float
+    sample_rate: int = 16_000  # the project's: the WAV's rate
 
 
 class ExportDialog(QDialog):
@@ -65,7 +66,9 @@ class ExportDialog(QDialog):
         grid.addWidget(self.mp4_check, 0, 0)
         grid.addWidget(self.mp4_path, 0, 1)
         grid.addWidget(mp4_browse, 0, 2)
-        hint = QLabel("MP4, MOV or MKV. The video stream is copied as it is (no re-encoding); the Foley becomes "
+        hint = QLabel("MP4, MOV or MKV. The video stream is copied as it is wherever the container holds its codec; "
+                      "where it cannot (Theora or VP8 into MP4, VP9 into MOV) the video is re-encoded to H.264, "
+                      "visually lossless, every frame at its time (.mkv keeps any video as it is). The Foley becomes "
                       "one AAC track at 48 kHz, placed to the sample. The source video is never changed.")
         hint.setObjectName("muted")
         hint.setWordWrap(True)
@@ -78,7 +81,7 @@ class ExportDialog(QDialog):
         grid.addWidget(self.wav_check, 2, 0)
         grid.addWidget(self.wav_path, 2, 1)
         grid.addWidget(wav_browse, 2, 2)
-        whint = QLabel("16 kHz, 24-bit PCM, as long as the video.")
+        whint = QLabel(f"{defaults.sample_rate / 1000:g} kHz (the project's rate), 24-bit PCM, as long as the video.")
         whint.setObjectName("muted")
         grid.addWidget(whint, 3, 1, 1, 2)
         col.addWidget(files)
