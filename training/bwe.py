@@ -3,6 +3,7 @@
     python -m training.bwe train --out RUN [--minutes 8] [--cache ~/.cache/mdsgen-foley]   # resumes from RUN
     python -m training.bwe measure --out RUN                                               # test-split LSD
     python -m training.bwe add --out RUN --bundle BUNDLE                      # put it into a bundle (+ ONNX graph)
+    python -m training.bwe figure --out RUN --bundle B --video V --start S   # a generated take at 16 vs 48 kHz
 
 Data: every recording of the extracted source catalogues (`training.datasets.sources`; 0ad-data's are 44.1/48 kHz),
 split by source recording exactly as the Foley dataset splits them (`foley_real.assign_splits`, split seed 0), so
@@ -330,6 +331,42 @@ CARD_LIMIT = ("- Generated at 16 kHz mono (mel up to 7.6 kHz), 8.2 s segments; t
 CARD_LIMIT_OLD = "- 16 kHz mono, 8.2 s segments"
 
 
+def plot_generated(bundle: Path, video: Path, start: float, png: Path, seed: int = 0) -> dict:
+    """Spectrograms (0-24 kHz) of one take the engine generates for `video` at `start`: at 16 kHz (as generated),
+    at 48 kHz by plain resampling and at 48 kHz through the bundle's extension (same seed, same noise)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from engine import load_engine
+
+    eng = load_engine(bundle)
+    if not eng.has_bwe:
+        raise SystemExit(f"error: bundle {bundle} has no bandwidth extension")
+    lo = eng.generate(video, start, candidates=1, seed=seed, sample_rate=16_000).candidates[0]
+    hi = eng.generate(video, start, candidates=1, seed=seed, sample_rate=48_000).candidates[0]
+    eng.close()
+    rows = (("16 kHz take, resampled to 48 kHz", bwe.upsample(lo.audio)),
+            (f"48 kHz through the extension ({hi.settings['rate_stage']})", hi.audio))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(10, 5), squeeze=False)
+    for ax, (name, sig) in zip(axes[:, 0], rows, strict=True):
+        db = 20 * np.log10(np.abs(bwe.analyse(sig)[0]) + 1e-5)
+        ax.imshow(db, origin="lower", aspect="auto", vmin=-100, vmax=db.max(), cmap="magma",
+                  extent=(start, start + len(sig) / bwe.SR_HIGH, 0, bwe.SR_HIGH / 2000))
+        ax.set_title(f"{video.name} at {start:g} s, seed {seed}: {name}", fontsize=8)
+        ax.set_ylabel("kHz", fontsize=8)
+    axes[-1, 0].set_xlabel("s", fontsize=8)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=80)
+    plt.close(fig)
+    band = slice(round(8000 / (bwe.SR_HIGH / bwe.N_FFT)), None)
+    energy = {name: float(10 * np.log10(np.mean(np.abs(bwe.analyse(sig)[0, band]) ** 2) + 1e-12))
+              for name, sig in rows}
+    return {"png": str(png), "mean_power_8k_24k_db": energy}
+
+
 def card_line(manifest) -> str:
     """The model card's line for a bundle's bandwidth extension (empty without one)."""
     comp = manifest.components.get("bwe")
@@ -342,10 +379,16 @@ def card_line(manifest) -> str:
     lsd = (f"; {which} log-spectral distance to the 48 kHz originals {test['extended']['lsd_full_db']:.1f} dB "
            f"against {test['resampled']['lsd_full_db']:.1f} dB for plain resampling "
            f"({test.get('recordings', '?')} held-out recordings)" if test.get("extended") else "")
+    gl = test.get("griffin-lim", {})
+    lsd += (f"; from Griffin-Lim-vocoded input (what the engine gives it) {gl['extended']['lsd_full_db']:.1f} dB "
+            "against "
+            f"{gl['resampled']['lsd_full_db']:.1f} dB" if gl.get("extended") else "")
+    inputs = " and ".join({"real": "the 16 kHz recordings", "griffin-lim": "their Griffin-Lim vocoding"}.get(k, k)
+                          for k in m.get("inputs", ["real"]))
     return (f"- Bandwidth extension (the 48 kHz output, `foley generate --sample-rate 48000`, the default): "
             f"engine.nn.bwe, {comp.config.get('channels')} channels, predicts the 7.5-24 kHz log magnitudes of a "
-            f"48 kHz STFT from those below; trained {m.get('steps', '?')} steps on "
-            f"{n_train} full-band source recordings of the training split{lsd}.")
+            f"48 kHz STFT from those below; trained {m.get('steps', '?')} steps on {n_train} full-band source "
+            f"recordings of the training split, from {inputs}{lsd}.")
 
 
 def add_to_bundle(run: Path, bundle: Path):
@@ -364,7 +407,7 @@ def add_to_bundle(run: Path, bundle: Path):
                         **({"test_lsd": json.loads(measured.read_text())} if measured.is_file() else {})}
     m.provenance["bwe"] = {"weights": "trained with `python -m training.bwe train` (the recordings of the Foley "
                                       "dataset's training split: the same sources and licences as the model's)",
-                           "run": run.name}
+                           "run": run.name, "command": meta.get("command", "")}
     write_manifest(bundle, m)
     card = bundle / "MODEL_CARD.md"
     if card.is_file():
@@ -381,7 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     from training.datasets.sources import default_cache_dir
 
     p = argparse.ArgumentParser(prog="python -m training.bwe", description=__doc__.split("\n\n")[0])
-    p.add_argument("command", choices=("train", "measure", "add"))
+    p.add_argument("command", choices=("train", "measure", "add", "figure"))
+    p.add_argument("--video", type=Path, help="figure: the video of the generated take")
+    p.add_argument("--start", type=float, default=0.0, help="figure: the segment start (s)")
     p.add_argument("--bundle", type=Path, help="add: the bundle that gets the trained extension (and its ONNX graph)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--cache", type=Path, default=default_cache_dir())
@@ -395,6 +440,12 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(a.threads)
+    if a.command == "figure":
+        if a.bundle is None or a.video is None:
+            p.error("figure needs --bundle and --video")
+        print(json.dumps(plot_generated(a.bundle, a.video, a.start, a.figure or a.out / "bwe-generated.png"),
+                         indent=1))
+        return 0
     if a.command == "add":
         if a.bundle is None:
             p.error("add needs --bundle")
@@ -403,8 +454,11 @@ def main(argv: list[str] | None = None) -> int:
               f"({'with' if 'bwe' in m.onnx.get('graphs', {}) else 'without'} an ONNX graph)")
         return 0
     if a.command == "train":
-        train(a.out, recordings_by_split(a.cache), minutes=a.minutes, lr=a.lr, channels=a.channels,
-              inputs=tuple(a.inputs or ("real",)))
+        rec = train(a.out, recordings_by_split(a.cache), minutes=a.minutes, lr=a.lr, channels=a.channels,
+                    inputs=tuple(a.inputs or ("real",)))
+        cmd = (f"python -m training.bwe train --out {a.out.name} --minutes {a.minutes:g} --channels {a.channels} "
+               f"--lr {a.lr:g}" + "".join(f" --input {k}" for k in rec["inputs"]))
+        atomic_write_text(a.out / "bwe.json", json.dumps({**rec, "command": cmd}, indent=1) + "\n")
     print(json.dumps(measure(a.out, a.cache, a.figure or a.out / "bwe-spectrograms.png"), indent=1))
     return 0
 
