@@ -1,0 +1,108 @@
+"""`python -m training.vocoder_levers`: the decoder chain's vocoder levers on the source recordings, fast.
+
+    python -m training.vocoder_levers --out eval/vocoder-levers [--iters 32 64 128] [--momentum 0.99 0.0]
+
+Issue #15 asks for the vocoder levers to be measured on the vocoded control before any denoiser work. The full
+control (`python -m training.evaluate`, 100 test clips) needs the Foley dataset built and preprocessed (about an
+hour on 2 cores); this measures the same thing on what the clips are made of: every test-split recording of the
+source catalogue (split by source recording exactly as the dataset is), mono at 16 kHz, cut to one segment. Each
+condition is embedded with the evaluation's AI-SFX embedder (`training.sfx_embed`) and scored as the evaluation
+scores it: category accuracy = 1-NN among the real test recordings (never the recording itself), FAD against the
+real val-split recordings. Conditions: "real" (the recording at 16 kHz), and for each Griffin-Lim setting the
+mel of the recording padded with silence to a segment (the default spec's, as the VAE sees it) through
+`engine.audio.griffin_lim` with that many iterations and that momentum (0.99: the engine's fast Griffin-Lim; 0:
+the plain algorithm), cut back to the recording's length. Writes OUT/metrics.json and prints a table. Numbers are
+per recording, not per rendered clip: compare conditions within one run, not with the evaluation's table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def load_16k(path: Path, n: int) -> tuple[np.ndarray, int]:
+    """The recording at 16 kHz mono, padded with silence or cut to `n` samples, and its own length (<= n)."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    x = x.mean(axis=1)
+    if sr != 16_000:
+        g = int(np.gcd(sr, 16_000))
+        x = resample_poly(x, 16_000 // g, sr // g).astype(np.float32)
+    out = np.zeros(n, np.float32)
+    out[: min(n, len(x))] = x[:n]
+    return out, min(n, len(x))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from engine.audio import griffin_lim, wav_to_mel
+    from engine.manifest import atomic_write_text
+    from engine.spec import DIFF_FOLEY as spec
+    from training.bwe import recordings_by_split
+    from training.datasets import sources
+    from training.sfx_embed import SfxEmbedder, frechet_distance, nearest_label_accuracy
+
+    p = argparse.ArgumentParser(prog="python -m training.vocoder_levers", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--cache", type=Path, default=sources.default_cache_dir())
+    p.add_argument("--iters", type=int, nargs="+", default=[32, 64, 128])
+    p.add_argument("--momentum", type=float, nargs="+", default=[0.99])
+    p.add_argument("--max-recordings", type=int, default=0, help="cap per split (0: all)")
+    a = p.parse_args(argv)
+    by_split = recordings_by_split(a.cache)
+    cats = {}
+    for c in sorted((a.cache / "extracted").glob(f"*/{sources.SCAN_FILE}")):
+        for r in sources.Catalogue.from_json(json.loads(c.read_text())["catalogue"]).recordings:
+            cats[str(a.cache / "extracted" / r.local)] = r.category
+    test, val = by_split["test"], by_split["val"]
+    if a.max_recordings:
+        test, val = test[: a.max_recordings], val[: a.max_recordings]
+    n = spec.num_samples
+    emb = SfxEmbedder()
+    loaded = [load_16k(q, n) for q in test]
+    padded, lengths = [x for x, _ in loaded], [k for _, k in loaded]
+    real = [x[:k] for x, k in loaded]
+    labels = [cats[str(q)] for q in test]
+    t0 = time.perf_counter()
+    ref_val = np.concatenate([e.blocks for e in emb.embed([x[:k] for x, k in (load_16k(q, n) for q in val)],
+                                                          16_000)])
+    conditions: dict[str, list[np.ndarray]] = {"real": real}
+    seconds: dict[str, float] = {"real": 0.0}
+    for m in a.momentum:
+        for it in a.iters:
+            name = f"griffin-lim {it} iter, momentum {m:g}"
+            t = time.perf_counter()
+            conditions[name] = [griffin_lim(wav_to_mel(x, spec), spec, n_iter=it, seed=k, momentum=m)[: lengths[k]]
+                                for k, x in enumerate(padded)]
+            seconds[name] = (time.perf_counter() - t) / len(real)
+    embedded = {c: emb.embed(w, 16_000) for c, w in conditions.items()}
+    refs = np.stack([e.clip for e in embedded["real"]])
+    rows = {}
+    for c, es in embedded.items():
+        q = np.stack([e.clip for e in es])
+        rows[c] = {"category_acc": nearest_label_accuracy(q, labels, refs, labels, list(range(len(es)))),
+                   "fad": frechet_distance(np.concatenate([e.blocks for e in es]), ref_val),
+                   "seconds_per_take": seconds[c]}
+    res = {"command": "python -m training.vocoder_levers " + " ".join(argv if argv is not None else sys.argv[1:]),
+           "recordings": {"test": len(test), "val": len(val)}, "categories": len(set(labels)),
+           "chance": max(labels.count(x) for x in set(labels)) / len(labels), "conditions": rows,
+           "wall_s": time.perf_counter() - t0}
+    a.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(a.out / "metrics.json", json.dumps(res, indent=1) + "\n")
+    print(f"{len(test)} test recordings, {res['categories']} categories (chance {res['chance']:.1%}); FAD against "
+          f"{len(val)} val recordings")
+    print("| condition | category acc | FAD | s per 8.2 s take (1 thread) |\n|---|---|---|---|")
+    for c, r in rows.items():
+        print(f"| {c} | {r['category_acc']:.1%} | {r['fad']:.1f} | {r['seconds_per_take']:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
