@@ -102,17 +102,20 @@ def load_feature_file(path: str | Path, start: float, spec: SegmentSpec) -> tupl
     if not p.is_file():
         raise VideoNotFoundError(f"feature file {p} does not exist")
     try:
-        if p.suffix == ".npz":
-            with np.load(p, allow_pickle=False) as z:
+        loaded = np.load(p, allow_pickle=False)  # .npy or .npz by the file's content, whatever its suffix
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded as z:
                 if not z.files:
                     raise FeatureFileError(f"feature file {p} holds no array")
                 arr = z["arr_0"] if "arr_0" in z.files else z[z.files[0]]
         else:
-            arr = np.load(p, allow_pickle=False)
+            arr = loaded
     except FeatureFileError:
         raise
-    except (OSError, ValueError, EOFError) as exc:
-        raise FeatureFileError(f"cannot read feature file {p} ({exc}); it must be a numpy .npy or .npz") from exc
+    except Exception as exc:  # numpy's readers raise many types on damaged files (found by fuzzing)
+        raise FeatureFileError(f"cannot read feature file {p} ({exc!r}); it must be a numpy .npy or .npz") from exc
+    if not isinstance(arr, np.ndarray):
+        raise FeatureFileError(f"feature file {p} does not hold an array")
     if arr.ndim != 2 or arr.shape[1] != spec.feature_dim:
         raise FeatureFileError(
             f"feature file {p} has shape {arr.shape}; expected (T, {spec.feature_dim}) features at "

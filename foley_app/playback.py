@@ -74,13 +74,14 @@ class AudioOutput:
             raise AudioDeviceError(f"No audio output device was found ({exc}).") from exc
         return str(info["name"])
 
-    def open(self, callback: Any) -> int:
-        """Start a stream calling `callback(out_block, frames)`; returns its sample rate."""
+    def open(self, callback: Any, preferred_rate: int = 16_000) -> int:
+        """Start a stream calling `callback(out_block, frames)` at `preferred_rate` (the project's) if the device
+        takes it, else at 48 kHz, else 16 kHz; returns the rate it runs at."""
         sd = self._sd()
         self.close()
         self.check()
         last: Exception | None = None
-        for rate in (16_000, FALLBACK_RATE):
+        for rate in dict.fromkeys((int(preferred_rate), FALLBACK_RATE, 16_000)):  # in order, without repeats
 
             def cb(outdata: np.ndarray, frames: int, _time: Any, _status: Any) -> None:
                 callback(outdata, frames)
@@ -261,7 +262,7 @@ class Playback(QObject):
         if self.rate == 1.0:
             self._mix = self._build_mix()
             try:
-                self.output.open(self._callback)
+                self.output.open(self._callback, self.doc.sample_rate)
                 self._audio_live = True
                 self._audio_reported = False
                 self._set_audio_status(f"Audio: {self.output.check()} ({self.output.rate // 1000} kHz)")

@@ -11,7 +11,8 @@ scores it: category accuracy = 1-NN among the real test recordings (never the re
 real val-split recordings. Conditions: "real" (the recording at 16 kHz), and for each Griffin-Lim setting the
 mel of the recording padded with silence to a segment (the default spec's, as the VAE sees it) through
 `engine.audio.griffin_lim` with that many iterations and that momentum (0.99: the engine's fast Griffin-Lim; 0:
-the plain algorithm), cut back to the recording's length. Writes OUT/metrics.json and prints a table. Numbers are
+the plain algorithm), cut back to the recording's length; with `--oracle` also the mel's magnitude with the
+recording's own phase (a perfect phase for this mel). Writes OUT/metrics.json and prints a table. Numbers are
 per recording, not per rendered clip: compare conditions within one run, not with the evaluation's table.
 """
 
@@ -41,6 +42,19 @@ def load_16k(path: Path, n: int) -> tuple[np.ndarray, int]:
     return out, min(n, len(x))
 
 
+def oracle_phase(x: np.ndarray, spec) -> np.ndarray:
+    """The segment's mel turned back into a magnitude (as Griffin-Lim starts) with the recording's own STFT phase:
+    what a vocoder with a perfect phase could make of this mel."""
+    from engine import audio
+
+    kw = {"n_fft": spec.n_fft, "hop_length": spec.hop_length}
+    full = audio.stft(x[None], **kw)  # (1, F, frames + 1)
+    mel = audio.wav_to_mel(x, spec)
+    mel = np.concatenate([mel, mel[..., -1:]], axis=-1)
+    mag = audio.mel_to_magnitude(audio.decompress(mel, spec), spec)[None]
+    return audio.istft(mag * (full / (np.abs(full) + 1e-12)), length=spec.num_samples, **kw)[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     from engine.audio import griffin_lim, wav_to_mel
     from engine.manifest import atomic_write_text
@@ -55,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iters", type=int, nargs="+", default=[32, 64, 128])
     p.add_argument("--momentum", type=float, nargs="+", default=[0.99])
     p.add_argument("--max-recordings", type=int, default=0, help="cap per split (0: all)")
+    p.add_argument("--oracle", action="store_true",
+                   help="also the mel's magnitude with the recording's own phase (a perfect phase for this mel)")
     a = p.parse_args(argv)
     by_split = recordings_by_split(a.cache)
     cats = {}
@@ -82,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             conditions[name] = [griffin_lim(wav_to_mel(x, spec), spec, n_iter=it, seed=k, momentum=m)[: lengths[k]]
                                 for k, x in enumerate(padded)]
             seconds[name] = (time.perf_counter() - t) / len(real)
+    if a.oracle:
+        conditions["mel magnitude, true phase (oracle)"] = [oracle_phase(x, spec)[: lengths[k]]
+                                                            for k, x in enumerate(padded)]
+        seconds["mel magnitude, true phase (oracle)"] = 0.0
     embedded = {c: emb.embed(w, 16_000) for c, w in conditions.items()}
     refs = np.stack([e.clip for e in embedded["real"]])
     rows = {}

@@ -170,7 +170,7 @@ def test_open_select_generate_accept_undo_save_reopen_export(qtbot, make_window,
 
 
 def test_a_48k_project_generates_through_the_extension_saves_and_exports_at_48k(
-        qtbot, make_window, tiny_bundle: Path, video_12s: Path, tmp_path: Path) -> None:
+        qtbot, make_window, tiny_bundle: Path, video_12s: Path, tmp_path: Path, null_audio) -> None:
     """The app's default output rate (48 kHz) with a bundle that has a bandwidth extension (random weights, tests
     only): the takes, the project's audio files and the exported WAV and MP4 are 48 kHz; a 16 kHz project stays so."""
     import shutil
@@ -200,6 +200,9 @@ def test_a_48k_project_generates_through_the_extension_saves_and_exports_at_48k(
     assert take.settings["rate_stage"] == "bwe-conv1d" and take.settings["sample_rate"] == 48_000
     assert len(w.doc.audio.get(take.audio_id)) == round(8.192 * 48_000)
     w.editor.select_segment(seg_id)
+    qtbot.keyClick(w, Qt.Key.Key_1)  # audition: the device runs at the project's rate, nothing is lost on the way
+    assert w.ctx.playback._audio_live and w.ctx.playback.output.rate == 48_000
+    qtbot.keyClick(w, Qt.Key.Key_Escape)
     w.editor.accept(0)
     track = w.doc.track_audio().copy()
     assert track.shape == (12 * 48_000,) and not np.any(track[: 2 * 48_000 - 1])
