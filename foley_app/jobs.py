@@ -1,12 +1,9 @@
-"""Background work: `Worker` (a job's function and a signals object on the GUI thread) and `JobRunner`.
+"""Background work: `Worker` (a QRunnable with a signals object on the GUI thread) and `JobRunner`.
 
 A job function runs off the GUI thread as ``fn(report, should_cancel) -> result``: `report(fraction, message)`
 posts progress (throttled to 10 per second before it reaches the GUI), `should_cancel()` polls the cooperative
 cancel flag. Every exception is caught and emitted, never swallowed. Results reach the GUI thread through queued
-signals; the runner keeps each worker referenced until its `finished` signal. A worker runs as a plain callable
-on its pool (`QThreadPool.start(worker.run)`: the pool's own runnable, deleted after it ran): a Python QRunnable
-with auto-delete off is never released by PySide, so every job leaked its worker, job and closure (found by the
-soak, tests/soak.py).
+signals; the runner keeps each worker referenced until its `finished` signal.
 
 Two pools: a one-thread pool for inference (loading the model and generating run one at a time, in order) and a
 small pool for I/O (frames, thumbnails, audio, saving, export).
@@ -22,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from engine import Cancelled, EngineError
 from foley_app.errors import AppError
@@ -76,8 +73,10 @@ class WorkerSignals(QObject):
     finished = Signal(object)
 
 
-class Worker:
+class Worker(QRunnable):
     def __init__(self, job: Job, fn: JobFn) -> None:
+        super().__init__()
+        self.setAutoDelete(False)  # the runner holds the reference until `finished`
         self.job = job
         self.fn = fn
         self.signals = WorkerSignals()
@@ -129,6 +128,7 @@ class JobRunner(QObject):
         self.io_pool.setMaxThreadCount(io_threads)
         self._ids = itertools.count(1)
         self._workers: dict[int, Worker] = {}
+        self._finished: list[Worker] = []
         self._closed = False
 
     # ---- submitting ---------------------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ class JobRunner(QObject):
         worker.signals.error.connect(self._on_error)
         worker.signals.finished.connect(self._on_finished)
         self._workers[job.id] = worker
-        (self.inference_pool if inference else self.io_pool).start(worker.run)
+        (self.inference_pool if inference else self.io_pool).start(worker)
         self.job_queued.emit(job)
         return job
 
@@ -208,6 +208,10 @@ class JobRunner(QObject):
             job.on_error(job, exc)
 
     def _on_finished(self, job: Job) -> None:
-        self._workers.pop(job.id, None)
+        worker = self._workers.pop(job.id, None)
+        if worker is not None:
+            # dropped on a later turn of the event loop, not inside its own signal's delivery
+            self._finished.append(worker)
+            QTimer.singleShot(0, self._finished.clear)
         if not self._closed:
             self.job_finished.emit(job)

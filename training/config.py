@@ -209,7 +209,7 @@ class BweStageConfig:
     batch_size: int = 32
     minutes: float = 9.0  # wall-time budget (0: by steps only)
     steps: int = 0  # step budget (0: by minutes only); both given: the first reached
-    val_every: int = 100  # steps; the best validation's weights are kept
+    val_every: int = 100  # steps between validations (logged; the last weights are kept: docs/results.md)
     # the 16 kHz inputs trained on (training.bwe.INPUTS): "real" (the recording at 16 kHz) and/or "griffin-lim" (that
     # through the mel and Griffin-Lim, what the engine's vocoder gives the extension)
     inputs: list[str] = field(default_factory=lambda: ["real"])
