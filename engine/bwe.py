@@ -40,18 +40,26 @@ class BandwidthError(ValueError):
     """The audio given to the bandwidth extension is not 16 kHz mono; the message says what was given."""
 
 
-def upsample(wav16: np.ndarray) -> np.ndarray:
-    """(..., n) at 16 kHz -> (..., 3n) at 48 kHz, polyphase (Kaiser window), float32: plain resampling."""
+def resample(wav: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """(..., n) at `rate_in` -> at `rate_out`, polyphase (scipy's resample_poly, Kaiser window) along the last axis,
+    float32: plain resampling."""
     from scipy.signal import resample_poly
 
-    return resample_poly(np.asarray(wav16, np.float32), 3, 1, axis=-1).astype(np.float32)
+    x = np.asarray(wav, np.float32)
+    if rate_in == rate_out:
+        return x
+    g = int(np.gcd(rate_in, rate_out))
+    return resample_poly(x, rate_out // g, rate_in // g, axis=-1).astype(np.float32)
+
+
+def upsample(wav16: np.ndarray) -> np.ndarray:
+    """(..., n) at 16 kHz -> (..., 3n) at 48 kHz: plain resampling."""
+    return resample(wav16, SR_LOW, SR_HIGH)
 
 
 def downsample(wav48: np.ndarray) -> np.ndarray:
-    """(..., 3n) at 48 kHz -> (..., n) at 16 kHz, polyphase with its anti-alias filter, float32."""
-    from scipy.signal import resample_poly
-
-    return resample_poly(np.asarray(wav48, np.float32), 1, 3, axis=-1).astype(np.float32)
+    """(..., 3n) at 48 kHz -> (..., n) at 16 kHz, polyphase with its anti-alias filter."""
+    return resample(wav48, SR_HIGH, SR_LOW)
 
 
 def log_magnitude(spec: np.ndarray) -> np.ndarray:

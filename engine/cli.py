@@ -65,7 +65,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         plan = mux_plan(args.video, args.mux)
         if plan.video == "reencode":
             print(f"note: {plan.note}", file=sys.stderr)
-        mux_foley(args.video, cand.audio, cand.sample_rate, result.start, args.mux, overwrite=args.overwrite)
+        mux_foley(args.video, cand.audio, cand.sample_rate, result.start, args.mux, overwrite=args.overwrite,
+                  plan=plan)
         written.append(str(args.mux))
     timing = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
     used = result.candidates[0].settings

@@ -855,8 +855,7 @@ def _copied_packets(source: InputContainer, in_video: VideoStream, out_video: Vi
         if packet.size == 0:
             continue  # the demuxer's end-of-stream marker
         pts, dts = _repair_timestamps(packet.pts, packet.dts, last_dts, strict=strict)
-        if (pts, dts) != (packet.pts, packet.dts):
-            packet.pts, packet.dts = pts, dts
+        packet.pts, packet.dts = pts, dts
         if dts is not None:
             last_dts = dts
         packet.stream = out_video
@@ -972,6 +971,7 @@ def mux_foley(
     out_path: PathLike,
     *,
     overwrite: bool = False,
+    plan: MuxPlan | None = None,
 ) -> Path:
     """Write a copy of a video with the Foley as its only audio track.
 
@@ -980,7 +980,7 @@ def mux_foley(
     repeated DTS, a DTS after its PTS, as FFmpeg derives for B-frame Matroska sources) are repaired as FFmpeg's
     remuxer does. Where the container cannot hold the codec (Theora or VP8 into MP4) the video is re-encoded to
     H.264 at CRF 18 (visually lossless), every frame at its own timestamp, a rotated source turned upright in the
-    pixels; `mux_plan` says beforehand which it will be.
+    pixels; `mux_plan` says beforehand which it will be (pass its result as `plan` so it is not worked out again).
     One 48 kHz mono AAC track is added whose content is silence except `audio` (mono float32 at `sample_rate`),
     whose sample 0 plays at `start` seconds after the first video frame; audio past the video's end is cut. The
     AAC track spans the whole video. The container follows the suffix of `out_path` (.mp4, .m4v, .mov, .mkv). The
@@ -1023,7 +1023,7 @@ def mux_foley(
             f"Foley start {start:.3f} s lies outside the video: choose a start from 0 to "
             f"{info.duration:.3f} s (exclusive)."
         )
-    plan = _plan(src, info, out, fmt)
+    plan = plan or _plan(src, info, out, fmt)
     foley48 = _resample_mono(data, rate, _MUX_RATE)
 
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from engine import audio
+from engine import audio, bwe
 from engine.backends import Backend, BackendKind, get_backend
 from engine.backends.base import cpu_threads
 from engine.errors import BundleError, Cancelled, FeatureFileError, InvalidRequestError, VideoNotFoundError
@@ -160,17 +160,17 @@ class FoleyEngine:
     def has_bwe(self) -> bool:
         """Whether the bundle has a bandwidth extension (16 -> 48 kHz, `engine.bwe`) that its backend runs."""
         return ("bwe" in self.manifest.components and bool(getattr(self.backend, "has_bwe", False))
-                and self.spec.sample_rate == _bwe().SR_LOW)
+                and self.spec.sample_rate == bwe.SR_LOW)
 
     @property
     def output_rates(self) -> tuple[int, ...]:
         """The rates `generate(sample_rate=...)` delivers: the generated rate, and 48 kHz."""
-        return tuple(sorted({self.spec.sample_rate, _bwe().SR_HIGH}))
+        return tuple(sorted({self.spec.sample_rate, bwe.SR_HIGH}))
 
     @property
     def default_output_rate(self) -> int:
         """48 kHz with the bundle's bandwidth extension; a bundle without one delivers its generated rate."""
-        return _bwe().SR_HIGH if self.has_bwe else self.spec.sample_rate
+        return bwe.SR_HIGH if self.has_bwe else self.spec.sample_rate
 
     def rate_stage(self, sample_rate: int) -> str:
         """How takes reach `sample_rate` (one of `output_rates`): "none", the extension's type, or "resample"."""
@@ -188,12 +188,8 @@ class FoleyEngine:
         if stage == RATE_STAGE_NONE:
             return wavs, stage
         if stage == RATE_STAGE_RESAMPLE:
-            from scipy.signal import resample_poly
-
-            g = int(np.gcd(sample_rate, self.spec.sample_rate))
-            out = resample_poly(wavs, sample_rate // g, self.spec.sample_rate // g, axis=-1)
-            return out.astype(np.float32), stage
-        return _bwe().extend(wavs, self.backend.predict_high_band), stage
+            return bwe.resample(wavs, self.spec.sample_rate, sample_rate), stage
+        return bwe.extend(wavs, self.backend.predict_high_band), stage
 
     @property
     def segment_duration(self) -> float:
@@ -510,12 +506,6 @@ class FoleyEngine:
             sample_rate=out_rate, settings={**settings_common, "seed": cfg.seed},
             video_info=info, warnings=warnings, timings=timings,
         )
-
-
-def _bwe():  # engine.bwe imports scipy: loaded on first use
-    from engine import bwe
-
-    return bwe
 
 
 def default_bundle_dir() -> Path:

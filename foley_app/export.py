@@ -96,7 +96,7 @@ def run_export(req: ExportRequest, clips: list[MixClip], total_samples: int, sam
                     + ("copying the video stream" if plan.video == "copy" else "re-encoding the video to H.264")
                     + ", encoding AAC)")
         result.written.append(
-            mux_foley(req.video_path, track, sample_rate, 0.0, req.mp4_path, overwrite=req.overwrite)
+            mux_foley(req.video_path, track, sample_rate, 0.0, req.mp4_path, overwrite=req.overwrite, plan=plan)
         )
     report(1.0, "done")
     return result

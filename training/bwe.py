@@ -60,16 +60,16 @@ def recordings_by_split(cache: Path) -> dict[str, list[Path]]:
     return out
 
 
-def load_48k(path: Path) -> np.ndarray:
+def load_mono(path: Path, rate: int = bwe.SR_HIGH) -> np.ndarray:
+    """A recording mixed to mono, at `rate` (`engine.bwe.resample`)."""
     import soundfile as sf
-    from scipy.signal import resample_poly
 
     x, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    x = x.mean(axis=1)
-    if sr != bwe.SR_HIGH:
-        g = np.gcd(sr, bwe.SR_HIGH)
-        x = resample_poly(x, bwe.SR_HIGH // g, sr // g).astype(np.float32)
-    return x
+    return bwe.resample(x.mean(axis=1), sr, rate)
+
+
+def load_48k(path: Path) -> np.ndarray:
+    return load_mono(path, bwe.SR_HIGH)
 
 
 def stream(paths: list[Path]) -> np.ndarray:
@@ -153,10 +153,10 @@ def folder_recordings(folders: list[Path], *, val_frac: float = 0.1, test_frac: 
 
 def train(out: Path, paths: dict[str, list[Path]], *, minutes: float = 0.0, steps: int = 0, seed: int = 0,
           batch: int = 32, lr: float = 1e-3, channels: int = BweConfig.channels, val_every: int = 100,
-          inputs: tuple[str, ...] = ("real",), keep_best: bool = False, should_stop=None) -> dict:
+          inputs: tuple[str, ...] = ("real",), keep_best: bool = False) -> dict:
     """Train on `paths["train"]` for `minutes` of wall time or `steps` steps (whichever is given; both: the first
     reached), validating every `val_every` steps on `paths["val"]` (L1 of the high band's log magnitudes) and
-    and saving the last weights as `out/bwe.safetensors` (`keep_best`: those of the best validation instead;
+    saving the last weights as `out/bwe.safetensors` (`keep_best`: those of the best validation instead;
     measured worse on the test recordings, 11.8 dB LSD against 10.7: the val loss is noisy, docs/results.md).
     `inputs`: the kinds of 16 kHz input trained on (`INPUTS`; several: each recording once per kind).
     Resumes from `out/ckpt.pt` (written every minute). Returns the record also written to `out/bwe.json`."""
@@ -214,8 +214,6 @@ def train(out: Path, paths: dict[str, list[Path]], *, minutes: float = 0.0, step
         if minutes > 0 and time.monotonic() - start >= minutes * 60:
             break
         if steps > 0 and step >= steps:
-            break
-        if should_stop is not None and should_stop():
             break
         idx = rng.integers(0, lo_t.shape[1] - crop, size=batch)
         gain = torch.from_numpy(rng.uniform(-20, 20, size=(batch, 1, 1)).astype(np.float32)) * np.log(10) / 20

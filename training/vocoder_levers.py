@@ -29,14 +29,9 @@ import numpy as np
 
 def load_16k(path: Path, n: int) -> tuple[np.ndarray, int]:
     """The recording at 16 kHz mono, padded with silence or cut to `n` samples, and its own length (<= n)."""
-    import soundfile as sf
-    from scipy.signal import resample_poly
+    from training.bwe import load_mono
 
-    x, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    x = x.mean(axis=1)
-    if sr != 16_000:
-        g = int(np.gcd(sr, 16_000))
-        x = resample_poly(x, 16_000 // g, sr // g).astype(np.float32)
+    x = load_mono(path, 16_000)
     out = np.zeros(n, np.float32)
     out[: min(n, len(x))] = x[:n]
     return out, min(n, len(x))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,20 @@ def mark_done(ctx: RunContext, stage: str, info: dict[str, Any]) -> dict[str, An
     rec = {"stage": stage, "digest": stage_digest(ctx.cfg, stage), **info}
     atomic_write_text(ctx.stage_dir(stage) / "done.json", json.dumps(rec, indent=1, default=float) + "\n")
     return rec
+
+
+def load_trained_optional(ctx: RunContext, stage: str, build: Callable[[dict[str, Any]], torch.nn.Module],
+                          weights: str, what: str) -> torch.nn.Module | None:
+    """The module an optional stage trained (`build(done_record["config"])` with `weights` of its stage folder, in
+    eval mode), or None if the stage did not run or was skipped."""
+    from engine.nn.bundle import load_weights
+
+    rec = done_record(ctx, stage)
+    if rec is None or rec.get("skipped"):
+        return None
+    module = build(rec["config"])
+    load_weights(module, ctx.stage_dir(stage) / weights, what=what)
+    return module.eval()
 
 
 def require(ctx: RunContext, stage: str) -> dict[str, Any]:

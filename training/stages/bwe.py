@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from engine.nn.bwe import BandwidthNet, BweConfig
-from training.stages import RunContext, done_record, mark_done
+from training.stages import RunContext, done_record, load_trained_optional, mark_done
 
 log = logging.getLogger("training.stages.bwe")
 NAME = "bwe"
@@ -63,14 +63,8 @@ def _rate(path: Path) -> int:
 
 def load_trained_bwe(ctx: RunContext) -> BandwidthNet | None:
     """The trained extension, or None if the stage did not run, was skipped or disabled."""
-    from engine.nn.bundle import load_weights
-
-    rec = done_record(ctx, NAME)
-    if rec is None or rec.get("skipped"):
-        return None
-    net = BandwidthNet(BweConfig.from_dict(rec["config"]))
-    load_weights(net, ctx.stage_dir(NAME) / "bwe.safetensors", what="bandwidth extension")
-    return net.eval()
+    return load_trained_optional(ctx, NAME, lambda c: BandwidthNet(BweConfig.from_dict(c)), "bwe.safetensors",
+                                 "bandwidth extension")
 
 
 def run(ctx: RunContext) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from engine.nn.bundle import save_weights
 from engine.nn.hit_detector import HitDetector, HitDetectorConfig, hit_detector_config
 from training.data import Clip, _atomic_savez, batch_indices, step_rng
 from training.loop import Trainer, build_optimizer, plot_losses
-from training.stages import RunContext, done_record, mark_done
+from training.stages import RunContext, done_record, load_trained_optional, mark_done
 
 log = logging.getLogger("training.stages.detector")  # also when run as __main__
 NAME = "detector"
@@ -172,14 +172,8 @@ def detector_config(ctx: RunContext, **calibrated: float) -> HitDetectorConfig:
 
 def load_trained_detector(ctx: RunContext) -> HitDetector | None:
     """The trained detector with its calibrated config, or None if the stage did not run (or was skipped)."""
-    from engine.nn.bundle import load_weights
-
-    rec = done_record(ctx, NAME)
-    if rec is None or rec.get("skipped"):
-        return None
-    det = HitDetector(config=HitDetectorConfig.from_dict(rec["config"]))
-    load_weights(det, ctx.stage_dir(NAME) / "hit_detector.safetensors", what="hit detector")
-    return det.eval()
+    return load_trained_optional(ctx, NAME, lambda c: HitDetector(config=HitDetectorConfig.from_dict(c)),
+                                 "hit_detector.safetensors", "hit detector")
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
