@@ -1,4 +1,4 @@
-"""`foley`: the headless command line (generate, hits, info, presets, import-official)."""
+"""`foley`: the headless command line (generate, fill, hits, info, presets, import-official)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,22 @@ from engine.errors import EngineError
 log = logging.getLogger("foley")
 
 
+def _video_arg(args: argparse.Namespace, folder: Path, segment_duration: float) -> str:
+    """The video to read: the argument itself, or for a still image (PNG/JPEG) a video of it made in `folder`
+    (`--still-duration` seconds, default one segment; reused when it is already there with that length)."""
+    from engine.media import is_still_image, still_video
+
+    if not is_still_image(args.video):
+        return str(args.video)
+    length = float(args.still_duration or segment_duration)
+    made = folder / f"{Path(args.video).stem}.still-{length:g}s.mp4"
+    src = Path(args.video)
+    if not made.exists() or (src.exists() and made.stat().st_mtime < src.stat().st_mtime):
+        still_video(src, made, length)
+        print(f"note: {src.name} is a still image: made {made} ({length:g} s) to generate from", file=sys.stderr)
+    return str(made)
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -25,6 +41,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     engine = load_engine(args.bundle, backend=args.backend, device=args.device, threads=args.threads,
                          backend_options={"precision": args.precision} if args.precision != "auto" else None)
     hits = parse_hits_arg(args.hits, engine.segment_duration)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    args.video = _video_arg(args, out, engine.segment_duration)
     if engine.manifest.random_weights:
         print(f"warning: bundle '{engine.manifest.name}' holds RANDOM weights: the output is noise, not Foley",
               file=sys.stderr)
@@ -46,8 +65,6 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         bar.close()
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = Path(args.video).stem
     written: list[str] = []
     for cand in result.candidates:
@@ -79,11 +96,74 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fill(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from engine.bwf import parse_timecode
+    from engine.fill import fill_video
+    from engine.interchange import TIMELINE_SUFFIXES, Marker, export_timeline
+    from engine.media import mux_foley, mux_plan, probe_video
+    from engine.pipeline import Progress, load_engine
+
+    if args.otio and Path(args.otio).suffix.lower() not in TIMELINE_SUFFIXES:
+        raise EngineError(f"--otio {args.otio}: write a timeline as {', '.join(TIMELINE_SUFFIXES)}")
+    for target in (args.mux, args.otio):
+        if target and Path(target).exists() and not args.overwrite:
+            raise EngineError(f"{target} already exists; choose another name or pass --overwrite")
+    engine = load_engine(args.bundle, backend=args.backend, device=args.device, threads=args.threads,
+                         backend_options={"precision": args.precision} if args.precision != "auto" else None)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    video = _video_arg(args, out, engine.segment_duration)
+    plan = mux_plan(video, args.mux) if args.mux else None  # a bad --mux fails before the generation
+    bar = tqdm(total=100, unit="%", desc="fill", disable=args.quiet, bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
+
+    def on_progress(p: Progress) -> None:
+        bar.set_description(p.message.split(":")[0])
+        bar.update(round(100 * p.fraction) - bar.n)
+
+    try:
+        result = fill_video(engine, video, out, overlap=args.overlap, seed=args.seed, steps=args.steps,
+                            guidance=args.guidance, hits=args.hits, sample_rate=args.sample_rate,
+                            restart=args.restart, on_progress=on_progress)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"cancelled: the finished segments are kept in {out}; run the same command to resume", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    written = [str(result.track)]
+    info = probe_video(video)
+    if args.otio:
+        export_timeline(args.otio, Path(video).stem + " Foley", video, info.duration, info.fps, result.stem_clips,
+                        result.sample_rate, [Marker(f"segment {i + 1}", t) for i, t in enumerate(result.starts)],
+                        parse_timecode(info.timecode, info.fps))
+        written.append(str(args.otio))
+    if args.mux:
+        import soundfile as sf
+
+        track, rate = sf.read(result.track, dtype="float32")
+        if plan is not None and plan.video == "reencode":
+            print(f"note: {plan.note}", file=sys.stderr)
+        mux_foley(video, track, rate, 0.0, args.mux, overwrite=args.overwrite, plan=plan)
+        written.append(str(args.mux))
+    print(f"{len(result.starts)} segments ({result.generated} generated, {result.reused} reused) over "
+          f"{info.duration:.3f} s at {result.sample_rate} Hz; stems in {out / 'stems'}", file=sys.stderr)
+    for w in written:
+        print(w)
+    return 0
+
+
 def _cmd_hits(args: argparse.Namespace) -> int:
+    import tempfile
+
     from engine.pipeline import load_engine
 
     engine = load_engine(args.bundle, backend=args.backend, threads=args.threads)
-    times = engine.detect_hits(args.video, args.start)
+    with tempfile.TemporaryDirectory() as tmp:
+        times = engine.detect_hits(_video_arg(args, Path(tmp), engine.segment_duration), args.start)
     print(json.dumps({"video": str(args.video), "start": float(args.start), "duration": engine.segment_duration,
                       "bundle": engine.manifest.name, "hits": times}, indent=2))
     return 0
@@ -222,7 +302,41 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--mux-candidate", type=int, default=0, help="which candidate goes into --mux (default 0)")
     g.add_argument("--overwrite", action="store_true", help="let --mux replace an existing file")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    g.add_argument("--still-duration", type=float, default=None, metavar="S",
+                   help="for a still image (PNG/JPEG): the length of the video made of it (default one segment)")
     g.set_defaults(func=_cmd_generate)
+
+    f = sub.add_parser("fill", help="Foley for a whole video: overlapping segments, one take each, crossfaded; "
+                                    "resumable",
+                       description="Cover the whole video with overlapping segments (one take each, seed + its "
+                                   "index), crossfade them into one track of the video's length and write it as a "
+                                   "24-bit Broadcast WAV (OUT/foley.wav) with one stem per segment (OUT/stems/). "
+                                   "An interrupted fill resumes with the same command.")
+    f.add_argument("video", help="a video file, or a still image (PNG/JPEG, see --still-duration)")
+    f.add_argument("--out", "-o", required=True, help="folder for the track, the stems and the resumable segments")
+    f.add_argument("--mux", default=None, metavar="OUT.mp4", help="also write the video with the whole track")
+    f.add_argument("--otio", default=None, metavar="OUT.otio",
+                   help="also write a timeline (video, stems, a marker per segment): .otio, or .xml for Final Cut "
+                        "Pro 7 XML (Premiere, Resolve)")
+    f.add_argument("--overlap", type=float, default=1.6, help="seconds neighbouring segments overlap (default 1.6)")
+    f.add_argument("--seed", type=int, default=0, help="segment k uses seed + k (default 0)")
+    f.add_argument("--steps", type=int, default=None, help="sampler steps (default: the bundle's, 25)")
+    f.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default 5)")
+    f.add_argument("--hits", choices=["auto", "none"], default="auto",
+                   help="auto: each segment's hits from the bundle's detector; none: ambience (default auto)")
+    f.add_argument("--sample-rate", type=int, choices=[16000, 48000], default=None,
+                   help="the track's rate (default: 48000 with a bandwidth extension, else 16000)")
+    f.add_argument("--still-duration", type=float, default=None, metavar="S",
+                   help="for a still image: the length of the video made of it (default one segment)")
+    f.add_argument("--restart", action="store_true", help="start again in an --out folder holding another fill")
+    f.add_argument("--overwrite", action="store_true", help="let --mux / --otio replace existing files")
+    f.add_argument("--bundle", default=None, help="model bundle folder (default: the shipped model)")
+    f.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
+    f.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    f.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    f.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto")
+    f.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    f.set_defaults(func=_cmd_fill)
 
     h = sub.add_parser("hits", help="print the hits the bundle's detector finds in a segment, as JSON")
     h.add_argument("video", help="a video file")
@@ -230,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--bundle", default=None, help="model bundle folder (default: the shipped model)")
     h.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     h.add_argument("--threads", type=int, default=None, help="CPU threads for inference")
+    h.add_argument("--still-duration", type=float, default=None, metavar="S",
+                   help="for a still image: the length of the video made of it (default one segment)")
     h.set_defaults(func=_cmd_hits)
 
     i = sub.add_parser("info", help="describe a model bundle")

@@ -113,6 +113,7 @@ class VideoInfo:
     start_time: float
     has_audio: bool
     video_stream_index: int
+    timecode: str | None = None  # the start timecode the container records ("01:00:00:00"), if any
 
 
 @dataclass
@@ -302,12 +303,22 @@ def _probe(container: InputContainer, stream: VideoStream, path: Path) -> tuple[
         start_time=start_time,
         has_audio=len(container.streams.audio) > 0,
         video_stream_index=stream.index,
+        timecode=_timecode(container, stream),
     )
     return info, last_frame
 
 
+def _timecode(container: InputContainer, stream: VideoStream) -> str | None:
+    """The start timecode FFmpeg reports (MOV tmcd track, MXF, Matroska tag), if any."""
+    for meta in (stream.metadata, container.metadata, *(s.metadata for s in container.streams.data)):
+        tc = meta.get("timecode") if meta else None
+        if tc:
+            return str(tc)
+    return None
+
+
 def probe_video(path: PathLike) -> VideoInfo:
-    """Describe the first video stream of a file.
+    """Describe the first video stream of a file (and its start timecode, if the container records one).
 
     Decodes the first frame (for its presentation time and rotation) and demuxes the last GOP (for the end time).
 
@@ -961,6 +972,65 @@ def _write_mux(
                 output.mux(packet)
             if audio_time < math.inf:
                 push_audio(None)
+
+
+# ---- still images ---------------------------------------------------------------------------------------------
+STILL_SUFFIXES = (".png", ".jpg", ".jpeg")
+STILL_FPS = 25
+
+
+def is_still_image(path: PathLike) -> bool:
+    """Whether `path` names a still image the engine opens as a video (PNG or JPEG, by suffix)."""
+    return Path(path).suffix.lower() in STILL_SUFFIXES
+
+
+def still_video(image: PathLike, out: PathLike, duration: float, *, fps: int = STILL_FPS) -> Path:
+    """Make `out` (an MP4) a video of `duration` seconds that shows `image` (PNG/JPEG) on every frame: H.264 at
+    `fps`, CRF 18, even size (a pixel of the last row/column repeated if odd), written atomically. The image-to-
+    audio use: every reader, the hit detector and the mux then treat it as any video. Returns `out`.
+
+    Raises VideoNotFoundError / VideoReadError (not a readable image), InvalidRequestError (bad duration)."""
+    src = _existing_file(image)
+    if not (isinstance(duration, (int, float)) and math.isfinite(duration) and 0 < duration <= 24 * 3600):
+        raise InvalidRequestError(f"a still image's length must be a positive number of seconds, got {duration!r}")
+    try:
+        with av.open(str(src)) as container:
+            stream = container.streams.video[0] if container.streams.video else None
+            if stream is None:
+                raise VideoReadError(f"{src.name} holds no picture; open a PNG or JPEG image")
+            frame = next(container.decode(stream), None)
+    except av.error.FFmpegError as err:
+        raise _read_error(src, err, "decode") from err
+    if frame is None:
+        raise VideoReadError(f"No picture of {src.name} decodes: the image is empty or damaged")
+    rgb = frame.to_ndarray(format="rgb24")
+    h, w = rgb.shape[:2]
+    rgb = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_beside(target)
+    n = max(1, math.ceil(duration * fps - 1e-9))
+    try:
+        with av.open(str(tmp), mode="w", format="mp4") as output:
+            stream = output.add_stream(_REENCODE_CODEC, rate=fps, options=dict(_REENCODE_OPTIONS))
+            stream.width, stream.height = rgb.shape[1], rgb.shape[0]
+            stream.pix_fmt = "yuv420p"
+            picture = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            for i in range(n):
+                picture.pts = i
+                output.mux(stream.encode(picture))
+            output.mux(stream.encode(None))
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except av.error.FFmpegError as err:
+        tmp.unlink(missing_ok=True)
+        raise MuxError(f"Cannot write {target}: {err}") from err
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+    return target
 
 
 def mux_foley(

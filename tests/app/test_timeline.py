@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
+from engine.timeline import _weights
 from foley_app.document.timeline import (
     MixClip,
-    _weights,
     crossfade_spans,
     fill_starts,
     format_time,
@@ -90,3 +90,23 @@ def test_timecode() -> None:
     assert format_time(3 + 19 / 24, 24) == "00:00:03:19"
     assert format_time(3725.5, 25) == "01:02:05:12"
     assert format_time(2.5) == "0:02.500"
+
+
+def test_the_stems_of_a_mix_sum_to_the_mixdown() -> None:
+    from engine.timeline import MixClip, clip_stems, render_mix
+
+    rate = 1000
+    rng = np.random.default_rng(1)
+    clips = [MixClip("a", 0, rng.standard_normal(3000).astype(np.float32), 1.0),
+             MixClip("b", 2400, rng.standard_normal(3000).astype(np.float32), 0.5),
+             MixClip("c", 2600, rng.standard_normal(500).astype(np.float32), 1.0),  # inside b: cuts it
+             MixClip("d", 5000, rng.standard_normal(2000).astype(np.float32), 1.0)]  # runs past the end
+    total = 6000
+    mix = render_mix(clips, total, rate)
+    stems = clip_stems(clips, total, rate)
+    summed = np.zeros(total, np.float32)
+    for s in stems:
+        assert s.gain == 1.0 and s.start >= 0 and s.start + len(s.audio) <= total
+        summed[s.start : s.start + len(s.audio)] += s.audio
+    assert np.allclose(summed, mix, atol=1e-6)
+    assert {s.key for s in stems} <= {"a", "b", "c", "d"} and "d" in {s.key for s in stems}

@@ -602,3 +602,32 @@ def test_info_is_frozen(mp4: Path) -> None:
     assert isinstance(info, VideoInfo)
     with pytest.raises(AttributeError):
         info.duration = 1.0  # type: ignore[misc]
+
+
+def test_the_start_timecode_of_a_mov_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "tc.mov"
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs.metadata["timecode"] = "01:00:10:05"  # the MOV muxer writes it as a tmcd track
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            for p in vs.encode(frame):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+    assert media.probe_video(path).timecode == "01:00:10:05"
+
+
+def test_a_file_without_timecode_has_none(mp4: Path) -> None:
+    assert media.probe_video(mp4).timecode is None
+
+
+def test_a_still_image_that_is_not_an_image_is_a_read_error(tmp_path: Path) -> None:
+    fake = tmp_path / "photo.png"
+    fake.write_bytes(b"\x89PNG not really")
+    assert media.is_still_image(fake) and not media.is_still_image(tmp_path / "clip.mp4")
+    with pytest.raises((VideoReadError,)):
+        media.still_video(fake, tmp_path / "out.mp4", 4.0)
+    assert not (tmp_path / "out.mp4").exists()
