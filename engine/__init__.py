@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from engine.audio import measure_loudness, mel_spectrogram, normalize_loudness
 from engine.backends import BackendKind
+from engine.bwf import BextInfo, parse_timecode, read_bext, write_bwf
 from engine.errors import (
     BackendUnavailableError,
     BundleError,
@@ -26,17 +27,22 @@ from engine.errors import (
     VideoNotFoundError,
     VideoReadError,
 )
+from engine.fill import FillResult, fill_video
 from engine.hits import MAX_HITS, check_hits, parse_hits_arg
-from engine.manifest import ModelManifest, atomic_write_text, load_manifest
+from engine.interchange import TIMELINE_SUFFIXES, StemClip, TimelineMarker, export_timeline, read_timeline
+from engine.manifest import ModelManifest, atomic_write_bytes, atomic_write_text, load_manifest
 from engine.media import (
+    STILL_SUFFIXES,
     FrameBatch,
     MuxPlan,
     VideoInfo,
+    is_still_image,
     mux_foley,
     mux_plan,
     probe_video,
     read_audio,
     read_frames,
+    still_video,
     write_wav,
 )
 from engine.pipeline import (
@@ -75,14 +81,18 @@ __all__ = [
     "DIFF_FOLEY",
     "EDGE_FADE_S",
     "MAX_HITS",
+    "STILL_SUFFIXES",
+    "TIMELINE_SUFFIXES",
     "BackendKind",
     "BackendUnavailableError",
+    "BextInfo",
     "BundleError",
     "Cancelled",
     "Candidate",
     "ClipPlan",
     "EngineError",
     "FeatureFileError",
+    "FillResult",
     "FoleyEngine",
     "FrameBatch",
     "GenerationRequest",
@@ -98,18 +108,24 @@ __all__ = [
     "SamplerConfig",
     "SegmentOutOfRangeError",
     "SegmentSpec",
+    "StemClip",
+    "TimelineMarker",
     "VideoError",
     "VideoInfo",
     "VideoNotFoundError",
     "VideoReadError",
+    "atomic_write_bytes",
     "atomic_write_text",
     "check_hits",
     "clip_stems",
     "crossfade_spans",
     "db_to_gain",
     "default_bundle_dir",
+    "export_timeline",
     "fill_starts",
+    "fill_video",
     "floor_to_frame",
+    "is_still_image",
     "load_engine",
     "load_manifest",
     "max_segment_start",
@@ -120,12 +136,17 @@ __all__ = [
     "normalize_loudness",
     "nudge",
     "parse_hits_arg",
+    "parse_timecode",
     "place_segment",
     "plan_mix",
     "probe_video",
     "read_audio",
+    "read_bext",
     "read_frames",
+    "read_timeline",
     "render_mix",
     "snap_to_frame",
+    "still_video",
+    "write_bwf",
     "write_wav",
 ]

@@ -101,7 +101,7 @@ def _cmd_fill(args: argparse.Namespace) -> int:
 
     from engine.bwf import parse_timecode
     from engine.fill import fill_video
-    from engine.interchange import TIMELINE_SUFFIXES, Marker, export_timeline
+    from engine.interchange import TIMELINE_SUFFIXES, TimelineMarker, export_timeline
     from engine.media import mux_foley, mux_plan, probe_video
     from engine.pipeline import Progress, load_engine
 
@@ -137,9 +137,9 @@ def _cmd_fill(args: argparse.Namespace) -> int:
     written = [str(result.track)]
     info = probe_video(video)
     if args.otio:
+        markers = [TimelineMarker(f"segment {i + 1}", t) for i, t in enumerate(result.starts)]
         export_timeline(args.otio, Path(video).stem + " Foley", video, info.duration, info.fps, result.stem_clips,
-                        result.sample_rate, [Marker(f"segment {i + 1}", t) for i, t in enumerate(result.starts)],
-                        parse_timecode(info.timecode, info.fps))
+                        result.sample_rate, markers, parse_timecode(info.timecode, info.fps))
         written.append(str(args.otio))
     if args.mux:
         import soundfile as sf

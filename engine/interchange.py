@@ -36,7 +36,7 @@ class StemClip:
 
 
 @dataclass(frozen=True)
-class Marker:
+class TimelineMarker:
     name: str
     time: float  # seconds from the first video frame
     note: str = ""
@@ -79,7 +79,7 @@ def smpte_rate(fps: float) -> float:
 
 
 def build_timeline(name: str, video_path: str | os.PathLike[str] | None, video_duration: float, fps: float,
-                   stems: Sequence[StemClip], sample_rate: int, markers: Sequence[Marker] = (),
+                   stems: Sequence[StemClip], sample_rate: int, markers: Sequence[TimelineMarker] = (),
                    start_timecode_s: float = 0.0, *, audio_in_frames: bool = False):
     """The `opentimelineio.schema.Timeline` of a Foley session (see the module docstring). `audio_in_frames`:
     the stems' ranges in whole frames of `fps` (for formats that count in frames) instead of samples."""
@@ -115,7 +115,7 @@ def build_timeline(name: str, video_path: str | os.PathLike[str] | None, video_d
             at = start + length
         timeline.tracks.append(track)
     for m in markers:
-        timeline.tracks.markers.append(otio.schema.Marker(
+        timeline.tracks.markers.append(otio.schema.TimelineMarker(
             name=m.name, marked_range=tr(rt(round(m.time * fps), fps), rt(0, fps)),
             color=otio.schema.MarkerColor.RED, metadata={"mdsgen_foley": {"note": m.note}} if m.note else None))
     return timeline
@@ -123,7 +123,7 @@ def build_timeline(name: str, video_path: str | os.PathLike[str] | None, video_d
 
 def export_timeline(path: str | os.PathLike[str], name: str, video_path: str | os.PathLike[str] | None,
                     video_duration: float, fps: float, stems: Sequence[StemClip], sample_rate: int,
-                    markers: Sequence[Marker] = (), start_timecode_s: float = 0.0) -> Path:
+                    markers: Sequence[TimelineMarker] = (), start_timecode_s: float = 0.0) -> Path:
     """Build the session's timeline for the path's format (frames of a SMPTE rate for FCP7 XML, exact samples
     otherwise) and write it. Returns the path."""
     fmt = TIMELINE_SUFFIXES.get(Path(path).suffix.lower())

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("opentimelineio")
 
 from engine.errors import InvalidRequestError
-from engine.interchange import Marker, StemClip, export_timeline, read_timeline, smpte_rate
+from engine.interchange import StemClip, TimelineMarker, export_timeline, read_timeline, smpte_rate
 
 RATE = 48000
 FPS = 25.0
@@ -39,7 +39,7 @@ def test_the_timeline_reads_back_with_the_same_clips_times_and_markers(tmp_path:
     video = tmp_path / "scene.mp4"
     video.write_bytes(b"")  # the timeline references it; nothing reads it
     stems = _stems(tmp_path)
-    markers = [Marker("door slam", 3.0, "needs a heavier door"), Marker("segment 2", 6.6)]
+    markers = [TimelineMarker("door slam", 3.0, "needs a heavier door"), TimelineMarker("segment 2", 6.6)]
     path = export_timeline(tmp_path / f"session{suffix}", "scene Foley", video, 21.4, FPS, stems, RATE, markers,
                            start_timecode_s=3600.0)
     tl = read_timeline(path)
