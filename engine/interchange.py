@@ -115,7 +115,7 @@ def build_timeline(name: str, video_path: str | os.PathLike[str] | None, video_d
             at = start + length
         timeline.tracks.append(track)
     for m in markers:
-        timeline.tracks.markers.append(otio.schema.TimelineMarker(
+        timeline.tracks.markers.append(otio.schema.Marker(
             name=m.name, marked_range=tr(rt(round(m.time * fps), fps), rt(0, fps)),
             color=otio.schema.MarkerColor.RED, metadata={"mdsgen_foley": {"note": m.note}} if m.note else None))
     return timeline
