@@ -145,7 +145,14 @@ def griffin_lim(mel: np.ndarray, spec: SegmentSpec, *, n_iter: int = 32, seed: i
     mel = np.asarray(mel)
     # the centred STFT of num_samples has mel_frames + 1 frames; repeat the last one that wav_to_mel dropped
     mel = np.concatenate([mel, mel[..., -1:]], axis=-1)
-    mag = mel_to_magnitude(decompress(mel, spec), spec)[None]  # (1, F, T)
+    mag = mel_to_magnitude(decompress(mel, spec), spec)  # (F, T)
+    return griffin_lim_magnitude(mag, spec, n_iter=n_iter, seed=seed, momentum=momentum)
+
+
+def griffin_lim_magnitude(magnitude: np.ndarray, spec: SegmentSpec, *, n_iter: int = 32, seed: int = 0,
+                          momentum: float = 0.99) -> np.ndarray:
+    """|STFT| (n_fft/2+1, mel_frames + 1) -> waveform (spec.num_samples,): `griffin_lim`'s phase retrieval alone."""
+    mag = np.asarray(magnitude, np.float32)[None]  # (1, F, T)
     rng = np.random.default_rng(seed)
     angles = np.exp(2j * np.pi * rng.random(mag.shape)).astype(np.complex64)  # (1, F, T)
     kw = {"n_fft": spec.n_fft, "hop_length": spec.hop_length}

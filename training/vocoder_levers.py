@@ -12,8 +12,12 @@ real val-split recordings. Conditions: "real" (the recording at 16 kHz), and for
 mel of the recording padded with silence to a segment (the default spec's, as the VAE sees it) through
 `engine.audio.griffin_lim` with that many iterations and that momentum (0.99: the engine's fast Griffin-Lim; 0:
 the plain algorithm), cut back to the recording's length; with `--oracle` also the mel's magnitude with the
-recording's own phase (a perfect phase for this mel). Writes OUT/metrics.json and prints a table. Numbers are
-per recording, not per rendered clip: compare conditions within one run, not with the evaluation's table.
+recording's own phase (a perfect phase for this mel); with `--ceilings` the front-end's own ceilings: the
+recording's true |STFT| through Griffin-Lim (what a perfect magnitude would give this phase retrieval), and the true
+phase and Griffin-Lim on the mel of other front-ends (the full 0-8 kHz band instead of 125-7600 Hz, 256 bands
+instead of 128): a mel whose own ceiling is low cannot be rescued by a vocoder that only inverts it. Writes
+OUT/metrics.json and prints a table. Numbers are per recording, not per rendered clip: compare conditions within one
+run, not with the evaluation's table.
 """
 
 from __future__ import annotations
@@ -50,6 +54,25 @@ def oracle_phase(x: np.ndarray, spec) -> np.ndarray:
     return audio.istft(mag * (full / (np.abs(full) + 1e-12)), length=spec.num_samples, **kw)[0]
 
 
+def true_magnitude_griffin_lim(x: np.ndarray, spec, seed: int) -> np.ndarray:
+    """The recording's own |STFT| (no mel at all) through Griffin-Lim: the phase retrieval's ceiling."""
+    from engine import audio
+
+    mag = np.abs(audio.stft(x[None], n_fft=spec.n_fft, hop_length=spec.hop_length))[0]
+    return audio.griffin_lim_magnitude(mag, spec, seed=seed)
+
+
+def front_ends(spec) -> dict[str, object]:
+    """Other mel front-ends of the same STFT (the latent height follows the band count, as the spec requires)."""
+    from dataclasses import replace
+
+    return {"mel 128 bands 0-7600 Hz": replace(spec, fmin=0.0),
+            "mel 128 bands 125-8000 Hz": replace(spec, fmax=8000.0),
+            "mel 128 bands 0-8000 Hz": replace(spec, fmin=0.0, fmax=8000.0),
+            "mel 256 bands 0-8000 Hz": replace(spec, n_mels=256, fmin=0.0, fmax=8000.0,
+                                              latent_height=2 * spec.latent_height)}
+
+
 def main(argv: list[str] | None = None) -> int:
     from engine.audio import griffin_lim, wav_to_mel
     from engine.manifest import atomic_write_text
@@ -66,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-recordings", type=int, default=0, help="cap per split (0: all)")
     p.add_argument("--oracle", action="store_true",
                    help="also the mel's magnitude with the recording's own phase (a perfect phase for this mel)")
+    p.add_argument("--ceilings", action="store_true",
+                   help="also the true |STFT| through Griffin-Lim and the true phase on other mel front-ends")
     a = p.parse_args(argv)
     by_split = recordings_by_split(a.cache)
     cats = {}
@@ -97,6 +122,20 @@ def main(argv: list[str] | None = None) -> int:
         conditions["mel magnitude, true phase (oracle)"] = [oracle_phase(x, spec)[: lengths[k]]
                                                             for k, x in enumerate(padded)]
         seconds["mel magnitude, true phase (oracle)"] = 0.0
+    if a.ceilings:
+        name = "true |STFT|, griffin-lim 32 iter"
+        t = time.perf_counter()
+        conditions[name] = [true_magnitude_griffin_lim(x, spec, k)[: lengths[k]] for k, x in enumerate(padded)]
+        seconds[name] = (time.perf_counter() - t) / len(real)
+        for label, other in front_ends(spec).items():
+            conditions[f"{label}, true phase (oracle)"] = [oracle_phase(x, other)[: lengths[k]]
+                                                           for k, x in enumerate(padded)]
+            seconds[f"{label}, true phase (oracle)"] = 0.0
+            name = f"{label}, griffin-lim 32 iter"
+            t = time.perf_counter()
+            conditions[name] = [griffin_lim(wav_to_mel(x, other), other, seed=k)[: lengths[k]]
+                                for k, x in enumerate(padded)]
+            seconds[name] = (time.perf_counter() - t) / len(real)
     embedded = {c: emb.embed(w, 16_000) for c, w in conditions.items()}
     refs = np.stack([e.clip for e in embedded["real"]])
     rows = {}
