@@ -8,6 +8,10 @@ has to be retrained (the shipped VAE took 28 min, the projection 5 min on 2 core
 Each adopted stage folder gets the bundle's weights in the stage's own layout and a `done.json` with the run's
 config digest and `"adopted_from"` (the bundle and its weights' sha256). Where the run's config disagrees with
 the bundle (another VAE shape, another projection kernel), adopting stops with the difference.
+
+A run on another mel front-end than the bundle's (`spec: foley-16k` from a `diff-foley` bundle) adopts only what
+does not depend on the mel (the projection, the vocoder choice) and trains its own VAE (warm-started with
+`vae.init_from`); the specs must agree on everything else (rate, length, video frames, latent shape).
 """
 
 from __future__ import annotations
@@ -18,11 +22,21 @@ from typing import Any
 
 from engine.errors import BundleError
 from engine.manifest import load_manifest
+from engine.spec import SegmentSpec
 from training.stages import RunContext, done_record, mark_done
 
 log = logging.getLogger(__name__)
 
 ADOPTED_STAGES = ("vae", "vocoder", "projection")
+
+
+MEL_FIELDS = ("name", "mel_kind", "fmin", "fmax")  # what a front-end change may change (every size stays)
+
+
+def mel_only_difference(a: SegmentSpec, b: SegmentSpec) -> bool:
+    """Whether two segment specs differ only in the mel front-end's band limits or kind."""
+    da, db = a.to_dict(), b.to_dict()
+    return all(da[k] == db[k] for k in da if k not in MEL_FIELDS)
 
 
 def adopt_bundle(ctx: RunContext, bundle: str | Path) -> list[str]:
@@ -33,12 +47,17 @@ def adopt_bundle(ctx: RunContext, bundle: str | Path) -> list[str]:
     bdir = Path(bundle).expanduser().resolve()
     m = load_manifest(bdir, onnx=False)
     comps = m.components
-    if m.spec.name != ctx.spec.name:
-        raise BundleError(f"bundle {bdir} has spec {m.spec.name!r}, the run {ctx.spec.name!r}")
+    same_mel = m.spec == ctx.spec
+    if not same_mel and not mel_only_difference(m.spec, ctx.spec):
+        raise BundleError(f"bundle {bdir} has spec {m.spec.name!r}, the run {ctx.spec.name!r}, and they differ in more "
+                          "than the mel front-end")
     written: list[str] = []
     provenance = {"bundle": str(bdir), "bundle_name": m.name}
 
-    if done_record(ctx, "vae") is None:
+    if not same_mel:
+        log.info("the bundle's mel front-end (%s) is not the run's (%s): its VAE is not adopted", m.spec.name,
+                 ctx.spec.name)
+    elif done_record(ctx, "vae") is None:
         from training.stages.vae import build_vae
 
         vc = comps["vae"]

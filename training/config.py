@@ -91,6 +91,8 @@ class VAEStageConfig:
     crop_frames: int = 128  # mel frames per training crop (the VAE is convolutional; full width at validation)
     kl_weight: float = 1e-6
     spectral_weight: float = 0.5  # spectral convergence on linear magnitudes + L1 of time and frequency differences
+    # warm start: an earlier VAE's vae.safetensors of the same shape (e.g. a bundle's, for a new mel front-end)
+    init_from: str | None = None
     loop: LoopConfig = field(default_factory=LoopConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adamw", lr=2e-4, warmup_steps=100))
     val_clips: int = 16
@@ -527,7 +529,7 @@ def stage_digest(cfg: TrainConfig, stage: str) -> str:
             section["loop"].pop("log_every", None)
         if d == "denoiser" and section.get("mask_kind") == "tam":
             section.pop("mask_kind")  # added later at its old behaviour: runs trained before it stay valid
-        if d == "denoiser" and section.get("init_from") is None:
+        if d in ("denoiser", "vae") and section.get("init_from") is None:
             section.pop("init_from")  # likewise
         if d in ("detector", "bwe"):
             section.pop("threads")  # how it runs, not what it trains (as runtime.threads)

@@ -120,3 +120,28 @@ def test_evaluate_runs_the_hit_controls_and_the_shift_test(tiny_run: Path, synth
     sh = m["shift"]
     assert sh["clips"] == 2 and set(sh["per_shift"]) == {"-0.5", "-0.25", "+0.25", "+0.5"}
     assert sh["largest_shift"] == 0.5 and isinstance(sh["slope"], float)
+
+
+def test_a_run_on_another_mel_front_end_adopts_the_projection_and_warm_starts_its_own_vae(
+        tiny_run: Path, synthetic_videos: Path, train_root: Path) -> None:
+    """spec foley-16k from a diff-foley bundle: the VAE is trained (not adopted), starting from the bundle's
+    weights (lr 0 keeps them exactly), the projection and the vocoder choice are adopted; a spec that differs in
+    more than the mel is refused."""
+    from safetensors.torch import load_file
+
+    from engine.spec import AUDIOLDM, DIFF_FOLEY, FOLEY_16K
+    from training.adopt import mel_only_difference
+
+    assert mel_only_difference(DIFF_FOLEY, FOLEY_16K) and not mel_only_difference(DIFF_FOLEY, AUDIOLDM)
+    bundle = tiny_run / "bundle"
+    name = "fullband"
+    run_cmd([*base_args(synthetic_videos, train_root, name), "--from-bundle", str(bundle), "--stages", "vae",
+             "--set", "spec=foley-16k", "--set", f"data.cache_dir={train_root / 'cache-16k'}",
+             "--set", f"vae.init_from={bundle / 'vae.safetensors'}", "--set", "vae.loop.steps=1",
+             "--set", "vae.optim.lr=0.0", "--set", "vae.optim.warmup_steps=0", "--set", "vocoder.use=griffin-lim"])
+    stages = train_root / "runs" / name / "stages"
+    assert "adopted_from" not in json.loads((stages / "vae" / "done.json").read_text())
+    assert "adopted_from" in json.loads((stages / "projection" / "done.json").read_text())
+    a = load_file(str(stages / "vae" / "vae.safetensors"))
+    b = load_file(str(bundle / "vae.safetensors"))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float()) for k in a)

@@ -78,7 +78,13 @@ def run(ctx: RunContext) -> dict[str, Any]:
     sdir = ctx.stage_dir(NAME)
     sdir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(ctx.seed)
-    vae = build_vae(ctx).to(ctx.device)
+    vae = build_vae(ctx)
+    if c.init_from:
+        from engine.nn.bundle import load_weights
+
+        load_weights(vae, c.init_from, what="vae.init_from")
+        log.info("stage vae: warm start from %s", c.init_from)
+    vae = vae.to(ctx.device)
     params = list(vae.parameters())
     opt = build_optimizer(params, c.optim)
     trainer = Trainer(name=NAME, stage_dir=sdir, loop=c.loop, d=d, modules={"vae": vae}, optimizers={"vae": opt},
