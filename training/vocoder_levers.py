@@ -12,7 +12,8 @@ real val-split recordings. Conditions: "real" (the recording at 16 kHz), and for
 mel of the recording padded with silence to a segment (the default spec's, as the VAE sees it) through
 `engine.audio.griffin_lim` with that many iterations and that momentum (0.99: the engine's fast Griffin-Lim; 0:
 the plain algorithm), cut back to the recording's length; with `--oracle` also the mel's magnitude with the
-recording's own phase (a perfect phase for this mel); with `--ceilings` the front-end's own ceilings: the
+recording's own phase (a perfect phase for this mel); with `--vae SPEC:DIR` the reconstruction control (the mel
+through a VAE, then Griffin-Lim); with `--ceilings` the front-end's own ceilings: the
 recording's true |STFT| through Griffin-Lim (what a perfect magnitude would give this phase retrieval), and the true
 phase and Griffin-Lim on the mel of other front-ends (the full 0-8 kHz band instead of 125-7600 Hz, 256 bands
 instead of 128): a mel whose own ceiling is low cannot be rescued by a vocoder that only inverts it. Writes
@@ -73,6 +74,32 @@ def front_ends(spec) -> dict[str, object]:
                                               latent_height=2 * spec.latent_height)}
 
 
+def load_vae(folder: Path):
+    """A VAE from a bundle folder (manifest.json) or a run's vae stage folder (done.json), with its weights."""
+    from engine.nn.bundle import load_weights
+    from engine.nn.vae import MelVAE, VAEConfig
+
+    if (folder / "manifest.json").is_file():
+        config = json.loads((folder / "manifest.json").read_text())["components"]["vae"]["config"]
+    else:
+        config = json.loads((folder / "done.json").read_text())["config"]
+    vae = MelVAE(config=VAEConfig.from_dict(config))
+    return load_weights(vae, folder / "vae.safetensors", what="vae").eval()
+
+
+def vae_reconstruction(vae, x: np.ndarray, spec, seed: int) -> np.ndarray:
+    """The recording's mel through the VAE (posterior mean, decoded) and Griffin-Lim: the reconstruction control."""
+    import torch
+
+    from engine import audio
+
+    img = audio.to_mel_image(audio.wav_to_mel(x, spec)[None], spec).astype(np.float32)
+    with torch.inference_mode():
+        t = torch.from_numpy(img)
+        rec = vae.decode(vae.encode(t)).clamp(0, 1).numpy()
+    return audio.griffin_lim(audio.from_mel_image(rec, spec)[0], spec, seed=seed)
+
+
 def main(argv: list[str] | None = None) -> int:
     from engine.audio import griffin_lim, wav_to_mel
     from engine.manifest import atomic_write_text
@@ -91,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="also the mel's magnitude with the recording's own phase (a perfect phase for this mel)")
     p.add_argument("--ceilings", action="store_true",
                    help="also the true |STFT| through Griffin-Lim and the true phase on other mel front-ends")
+    p.add_argument("--vae", action="append", default=[], metavar="SPEC:DIR",
+                   help="also the reconstruction control (the mel of spec SPEC through the VAE in DIR, a bundle or a "
+                        "run's stages/vae folder, then Griffin-Lim); repeatable")
     a = p.parse_args(argv)
     by_split = recordings_by_split(a.cache)
     cats = {}
@@ -136,6 +166,15 @@ def main(argv: list[str] | None = None) -> int:
             conditions[name] = [griffin_lim(wav_to_mel(x, other), other, seed=k)[: lengths[k]]
                                 for k, x in enumerate(padded)]
             seconds[name] = (time.perf_counter() - t) / len(real)
+    for item in a.vae:
+        from engine.spec import SPECS
+
+        spec_name, _, folder = item.partition(":")
+        vspec, vae = SPECS[spec_name], load_vae(Path(folder).expanduser())
+        name = f"VAE {Path(folder).name} on the {spec_name} mel, griffin-lim 32 iter"
+        t = time.perf_counter()
+        conditions[name] = [vae_reconstruction(vae, x, vspec, k)[: lengths[k]] for k, x in enumerate(padded)]
+        seconds[name] = (time.perf_counter() - t) / len(real)
     embedded = {c: emb.embed(w, 16_000) for c, w in conditions.items()}
     refs = np.stack([e.clip for e in embedded["real"]])
     rows = {}
