@@ -13,6 +13,9 @@ detected for, its hits are still pending and unchanged since (`ProjectDocument.h
 detector detects nothing (the status bar says so once per model); the user adds hits by hand. A generation passes
 the segment's hits as they are (`[]` = none), except while detection has not finished on a model with a detector:
 then it passes "auto", so the engine detects them itself and the takes follow the picture either way.
+
+Markers are named points on the video (Ctrl+M at the playhead, on the frame shown there): added, renamed and
+deleted as commands, jumped to by the list or by next/previous; they go into the exported timeline.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from foley_app.context import AppContext
 from foley_app.document.commands import (
     AcceptTakeCommand,
     AddHitCommand,
+    AddMarkerCommand,
     AddSegmentCommand,
     ClearHitsCommand,
     MoveHitCommand,
@@ -53,7 +57,9 @@ from foley_app.document.commands import (
     RedetectHitsCommand,
     RemoveClipCommand,
     RemoveHitCommand,
+    RemoveMarkersCommand,
     RemoveSegmentsCommand,
+    RenameMarkerCommand,
     SetClipGainCommand,
     SetTakesCommand,
 )
@@ -67,7 +73,7 @@ from foley_app.document.project import (
     load_project,
     save_project,
 )
-from foley_app.document.timeline import clamp_hit, fill_starts, place_segment, segment_at
+from foley_app.document.timeline import clamp_hit, fill_starts, floor_to_frame, format_time, place_segment, segment_at
 from foley_app.errors import UserMessage, explain
 from foley_app.export import ExportRequest, ExportResult, run_export
 from foley_app.frames import FrameSource, read_thumbnails
@@ -701,6 +707,67 @@ class Editor(QObject):
             return
         self._hits_macro(f"Detect hits of {len(segs)} segments again", [RedetectHitsCommand(self.doc, s.id)
                                                                           for s in segs])
+
+    # ---- markers -----------------------------------------------------------------------------------------------------
+    def add_marker_at(self, t: float, name: str | None = None) -> str | None:
+        """Ctrl+M: a marker on the frame shown at `t` (named "Marker N" unless `name`); its id, or None."""
+        v = self._video_or_status()
+        if v is None:
+            return None
+        at = min(max(floor_to_frame(t, v.fps), 0.0), v.duration)
+        half_frame = 0.5 / max(v.fps, 1.0)
+        there = next((m for m in self.doc.project.markers if abs(m.time - at) < half_frame), None)
+        if there is not None:
+            self._status(f"{there.name} is on this frame already (rename it in the Markers list).")
+            return None
+        cmd = AddMarkerCommand(self.doc, at, name.strip() if name else None)
+        self.doc.undo_stack.push(cmd)
+        self._status(f"{cmd.marker.name} at {format_time(at, v.fps)}. Rename it in the Markers list (F2); "
+                     "Shift+Up / Shift+Down jump between markers.")
+        return cmd.marker.id
+
+    def rename_marker(self, marker_id: str, name: str) -> bool:
+        """True if the marker has that name now (an empty name is refused)."""
+        marker = self.doc.project.marker(marker_id)
+        if marker is None:
+            return False
+        name = " ".join(name.split())
+        if not name:
+            self._status("A marker needs a name.")
+            return False
+        if name != marker.name:
+            self.doc.undo_stack.push(RenameMarkerCommand(self.doc, marker_id, name))
+        return True
+
+    def delete_markers(self, marker_ids: list[str]) -> None:
+        ids = [i for i in marker_ids if self.doc.project.marker(i) is not None]
+        if not ids:
+            self._status("Select a marker in the Markers list first.")
+            return
+        self.doc.undo_stack.push(RemoveMarkersCommand(self.doc, ids))
+
+    def go_to_marker(self, marker_id: str) -> None:
+        marker = self.doc.project.marker(marker_id)
+        if marker is not None:
+            self.ctx.playback.seek(marker.time)
+
+    def jump_to_marker(self, step: int) -> str | None:
+        """Shift+Down / Shift+Up: the playhead to the next (step 1) or previous (-1) marker; its id, or None."""
+        markers = self.doc.project.markers
+        if not markers:
+            self._status("No markers yet: Ctrl+M adds one at the playhead.")
+            return None
+        now, eps = self.ctx.playback.current_time(), 1e-6
+        if step > 0:
+            found = next((m for m in markers if m.time > now + eps), None)
+        else:
+            found = next((m for m in reversed(markers) if m.time < now - eps), None)
+        if found is None:
+            self._status(f"No marker {'after' if step > 0 else 'before'} the playhead.")
+            return None
+        self.ctx.playback.seek(found.time)
+        self._status(found.name, 3000)
+        return found.id
 
     # ---- hit detection (background) ----------------------------------------------------------------------------
     def _on_engine_state(self, state: str) -> None:

@@ -13,7 +13,16 @@ from typing import Any
 from PySide6.QtGui import QUndoCommand
 
 from foley_app.document.document import ProjectDocument
-from foley_app.document.project import HITS_DETECTED, HITS_PENDING, HITS_USER, Clip, Segment, Take, new_id
+from foley_app.document.project import (
+    HITS_DETECTED,
+    HITS_PENDING,
+    HITS_USER,
+    Clip,
+    Marker,
+    Segment,
+    Take,
+    new_id,
+)
 from foley_app.document.timeline import shift_hits
 
 # merge ids (QUndoCommand.id): consecutive commands with the same id may merge
@@ -273,3 +282,54 @@ class RedetectHitsCommand(_HitsCommand):
 
     def __init__(self, doc: ProjectDocument, seg_id: str) -> None:
         super().__init__(doc, seg_id, _hits_of(doc, seg_id), HITS_PENDING, "Detect hits of {label} again")
+
+
+# ---- markers ------------------------------------------------------------------------------------------------
+class AddMarkerCommand(QUndoCommand):
+    """A marker at `time` (s), named `name` or "Marker N" (N counts the markers added to the project)."""
+
+    def __init__(self, doc: ProjectDocument, time: float, name: str | None = None) -> None:
+        self.doc = doc
+        self._number = doc.project.next_marker_number
+        self.marker = Marker(id=new_id(), name=name or f"Marker {self._number}", time=float(time))
+        super().__init__(f"Add marker {self.marker.name}")
+
+    def redo(self) -> None:
+        self.doc.project.next_marker_number = self._number + 1
+        self.doc.insert_marker(self.marker)
+
+    def undo(self) -> None:
+        self.doc.remove_marker(self.marker.id)
+        self.doc.project.next_marker_number = self._number
+
+
+class RemoveMarkersCommand(QUndoCommand):
+    def __init__(self, doc: ProjectDocument, marker_ids: list[str]) -> None:
+        self.doc = doc
+        self.markers = [m for m in (doc.project.marker(i) for i in marker_ids) if m is not None]
+        names = ", ".join(m.name for m in self.markers)
+        super().__init__(f"Delete marker{'s' if len(self.markers) > 1 else ''} {names}")
+
+    def redo(self) -> None:
+        for m in self.markers:
+            self.doc.remove_marker(m.id)
+
+    def undo(self) -> None:
+        for m in self.markers:
+            self.doc.insert_marker(m)
+
+
+class RenameMarkerCommand(QUndoCommand):
+    def __init__(self, doc: ProjectDocument, marker_id: str, name: str) -> None:
+        self.doc = doc
+        marker = doc.project.marker(marker_id)
+        assert marker is not None, f"no marker {marker_id}"
+        self.marker_id = marker_id
+        self.old, self.new = marker.name, name
+        super().__init__(f"Rename marker {self.old} to {self.new}")
+
+    def redo(self) -> None:
+        self.doc.set_marker_name(self.marker_id, self.new)
+
+    def undo(self) -> None:
+        self.doc.set_marker_name(self.marker_id, self.old)

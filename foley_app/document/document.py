@@ -27,6 +27,7 @@ from foley_app.document.project import (
     SAMPLE_RATE,
     AudioStore,
     Clip,
+    Marker,
     Project,
     Segment,
     Take,
@@ -43,6 +44,7 @@ class ProjectDocument(QObject):
     segment_changed = Signal(str)  # one segment moved or got new takes
     hits_changed = Signal(str)  # one segment's hits (or their state) changed
     clips_changed = Signal()
+    markers_changed = Signal()  # a marker added, removed or renamed
     current_segment_changed = Signal(str)  # "" for none
     current_take_changed = Signal(str, int)
     selection_changed = Signal()
@@ -312,6 +314,29 @@ class ProjectDocument(QObject):
         self._bump(clips=True)
         self.clips_changed.emit()
         return clip, index
+
+    def insert_marker(self, marker: Marker) -> None:
+        """Add a marker at its place in time order."""
+        ms = self.project.markers
+        index = next((i for i, m in enumerate(ms) if (m.time, m.id) > (marker.time, marker.id)), len(ms))
+        ms.insert(index, marker)
+        self._bump()
+        self.markers_changed.emit()
+
+    def remove_marker(self, marker_id: str) -> Marker:
+        ms = self.project.markers
+        index = next(i for i, m in enumerate(ms) if m.id == marker_id)
+        marker = ms.pop(index)
+        self._bump()
+        self.markers_changed.emit()
+        return marker
+
+    def set_marker_name(self, marker_id: str, name: str) -> None:
+        marker = self.project.marker(marker_id)
+        assert marker is not None, f"no marker {marker_id}"
+        marker.name = name
+        self._bump()
+        self.markers_changed.emit()
 
     def set_clip_gain(self, clip_id: str, gain_db: float) -> None:
         clip = self.project.clip(clip_id)

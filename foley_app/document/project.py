@@ -2,12 +2,17 @@
 
 Pure Python + numpy (no Qt). A project on disk is
 
-    film.foleyproj           JSON: {"format": "mdsgen-foley-project", "version": 2, "video": ..., "segments": ...}
+    film.foleyproj           JSON: {"format": "mdsgen-foley-project", "version": 3, "video": ..., "segments": ...}
     film.media/<audio>.wav   every take and clip audio the JSON names, 24-bit PCM at the project's sample rate
 
 Version 2 added hits (onset times, s from the segment start) to segments ("hits", "hits_state") and takes ("hits",
 "hits_source"). A version 1 file still opens: its segments' hits are "not detected yet" (`HITS_PENDING`, none),
 its takes' hits are those their settings recorded, if any.
+
+Version 3 added markers ("markers", "next_marker_number": named points on the video's timeline) and two facts of
+the video: its start timecode ("timecode", what the container records, for the exported stems' time references)
+and, for a video made of a still image, the image ("source_image"). A version 1 or 2 file opens with no markers,
+no timecode known (the export probes the video for it) and no source image.
 
 Every file is written atomically (temp file beside the target, fsync, rename), audio before the JSON that names
 it, so a crash or a full disk at any moment leaves the previous project readable. Audio is immutable once made
@@ -19,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import os
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -32,7 +38,7 @@ from engine import atomic_write_text, write_wav
 from foley_app.errors import ProjectFileError
 
 FORMAT = "mdsgen-foley-project"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 PROJECT_SUFFIX = ".foleyproj"
 SAMPLE_RATE = 16_000
 
@@ -60,6 +66,19 @@ class VideoRef:
     width: int
     height: int
     has_audio: bool
+    timecode: str | None = None  # the start timecode the container records ("01:00:00:00"); None: none or unknown
+    source_image: str = ""  # the still image (PNG/JPEG) this video was made of ("" for a real video)
+
+
+@dataclass
+class Marker:
+    """A named point on the video's timeline (`time`: s from the first frame, on a frame), with an optional note.
+    Markers go into the exported timeline (.otio / FCP7 XML)."""
+
+    id: str
+    name: str
+    time: float
+    note: str = ""
 
 
 @dataclass
@@ -131,6 +150,8 @@ class Project:
     clips: list[Clip] = field(default_factory=list)
     next_segment_number: int = 1
     sample_rate: int = SAMPLE_RATE
+    markers: list[Marker] = field(default_factory=list)  # sorted by time
+    next_marker_number: int = 1  # the N of the next default name "Marker N"
 
     # ---- look-ups ---------------------------------------------------------------------------------------------
     def segment(self, seg_id: str) -> Segment | None:
@@ -141,6 +162,9 @@ class Project:
 
     def clip_for_segment(self, seg_id: str) -> Clip | None:
         return next((c for c in self.clips if c.segment_id == seg_id), None)
+
+    def marker(self, marker_id: str) -> Marker | None:
+        return next((m for m in self.markers if m.id == marker_id), None)
 
     def audio_ids(self) -> set[str]:
         ids = {c.audio_id for c in self.clips}
@@ -160,6 +184,9 @@ class Project:
             if base is not None:
                 with contextlib.suppress(ValueError):  # another drive on Windows
                     video["relative_path"] = os.path.relpath(self.video.path, base)
+                if self.video.source_image:
+                    with contextlib.suppress(ValueError):
+                        video["source_image_relative"] = os.path.relpath(self.video.source_image, base)
         return {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -169,6 +196,8 @@ class Project:
             "segments": [asdict(s) for s in self.segments],
             "clips": [asdict(c) for c in self.clips],
             "next_segment_number": self.next_segment_number,
+            "markers": [asdict(m) for m in self.markers],
+            "next_marker_number": self.next_marker_number,
         }
 
     @classmethod
@@ -176,14 +205,14 @@ class Project:
         v = d.get("video")
         video = None
         if v is not None:
-            path = v["path"]
-            rel = v.get("relative_path")
-            # a project moved together with its video finds the video by the relative path
-            if base is not None and rel and not Path(path).is_file() and (base / rel).is_file():
-                path = str((base / rel).resolve())
+            # a project moved together with its video (or image) finds it by the relative path
+            path = _moved(str(v["path"]), v.get("relative_path"), base)
+            image = _moved(str(v.get("source_image") or ""), v.get("source_image_relative"), base)
+            tc = v.get("timecode")
             video = VideoRef(
                 path=path, duration=float(v["duration"]), fps=float(v["fps"]), width=int(v["width"]),
-                height=int(v["height"]), has_audio=bool(v["has_audio"]),
+                height=int(v["height"]), has_audio=bool(v["has_audio"]), timecode=str(tc) if tc else None,
+                source_image=image,
             )
         segments = [
             Segment(
@@ -195,11 +224,27 @@ class Project:
             for s in d.get("segments", [])
         ]
         clips = [Clip(**c) for c in d.get("clips", [])]
+        markers = sorted((_marker(m) for m in d.get("markers", [])), key=lambda m: (m.time, m.id))
         return cls(
             video=video, segments=segments, clips=clips,
             next_segment_number=int(d.get("next_segment_number", len(segments) + 1)),
-            sample_rate=int(d.get("sample_rate", SAMPLE_RATE)),
+            sample_rate=int(d.get("sample_rate", SAMPLE_RATE)), markers=markers,
+            next_marker_number=int(d.get("next_marker_number", len(markers) + 1)),
         )
+
+
+def _moved(path: str, rel: object, base: Path | None) -> str:
+    """`path`, or where `rel` (relative to the project's folder) finds the file when `path` is gone."""
+    if path and base is not None and rel and not Path(path).is_file() and (base / str(rel)).is_file():
+        return str((base / str(rel)).resolve())
+    return path
+
+
+def _marker(m: dict[str, Any]) -> Marker:
+    t = float(m["time"])
+    if not (math.isfinite(t) and t >= 0.0):
+        raise ValueError(f"marker time {t!r} is not a time in the video")
+    return Marker(id=str(m["id"]), name=str(m["name"]), time=t, note=str(m.get("note", "")))
 
 
 def _hits_state(value: object) -> str:

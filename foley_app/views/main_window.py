@@ -47,6 +47,7 @@ from foley_app.views import theme
 from foley_app.views.candidates_panel import CandidatesPanel
 from foley_app.views.dialogs.preferences_dialog import PreferencesDialog
 from foley_app.views.dialogs.prompter import PROJECT_FILTER, VIDEO_FILTER, Prompter
+from foley_app.views.markers_panel import MarkersPanel
 from foley_app.views.timeline_view import TimelineView
 from foley_app.views.video_view import VideoView
 
@@ -67,6 +68,7 @@ A_PREV_SEGMENT, A_NEXT_SEGMENT, A_DELETE_SEGMENT, A_FILL = "prev_segment", "next
 A_GENERATE, A_REGENERATE, A_CANCEL = "generate", "regenerate", "cancel_generation"
 A_ACCEPT, A_STOP_AUDITION, A_REMOVE_CLIP = "accept", "stop_audition", "remove_clip"
 A_ADD_HIT, A_DELETE_HIT, A_CLEAR_HITS, A_REDETECT_HITS = "add_hit", "delete_hit", "clear_hits", "redetect_hits"
+A_ADD_MARKER, A_PREV_MARKER, A_NEXT_MARKER, A_MARKERS = "add_marker", "prev_marker", "next_marker", "show_markers"
 A_ZOOM_IN, A_ZOOM_OUT, A_ZOOM_FIT, A_MUTE_ORIGINAL, A_HISTORY = "zoom_in", "zoom_out", "zoom_fit", "mute", "history"
 A_SHORTCUTS, A_LOG_FOLDER, A_ABOUT = "shortcuts", "log_folder", "about"
 
@@ -151,6 +153,8 @@ class MainWindow(QMainWindow):
         self.video_view = VideoView()
         self.panel = CandidatesPanel(self.doc, self.ctx.jobs)
         self.timeline = TimelineView(self.doc)
+        self.markers_panel = MarkersPanel(self.doc)
+        self.panel.tabs.addTab(self.markers_panel, "Markers")
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.video_view)
         top.addWidget(self.panel)
@@ -266,6 +270,14 @@ class MainWindow(QMainWindow):
         a(A_REDETECT_HITS, "Detect Hits &Again", lambda: ed.redetect_hits(),
           tip="Replace the hits of the selected segments with the model's hit detector's")
 
+        a(A_ADD_MARKER, "Add &Marker at Playhead", self.add_marker, "Ctrl+M",
+          tip="A named marker on the frame at the playhead (rename it in the Markers list)")
+        a(A_PREV_MARKER, "&Previous Marker", lambda: ed.jump_to_marker(-1), ["Shift+Up", "Ctrl+Shift+M"],
+          tip="Move the playhead to the previous marker")
+        a(A_NEXT_MARKER, "&Next Marker", lambda: ed.jump_to_marker(1), ["Shift+Down", "Shift+M"],
+          tip="Move the playhead to the next marker")
+        a(A_MARKERS, "Show Markers &List", self.show_markers_list, tip="The Markers tab: rename, go to, delete")
+
         a(A_GENERATE, "&Generate Foley", lambda: ed.generate(), "Ctrl+G",
           tip="Generate candidates for the selected segments")
         a(A_REGENERATE, "Generate with &New Seeds", lambda: ed.generate(new_seeds=True), "Ctrl+Shift+G")
@@ -358,6 +370,7 @@ class MainWindow(QMainWindow):
         menu("&Segment", [A_NEW_SEGMENT, A_MARK_IN, A_MARK_OUT, None, A_NUDGE_L, A_NUDGE_R, A_NUDGE_L_1S,
                           A_NUDGE_R_1S, None, A_PREV_SEGMENT, A_NEXT_SEGMENT, None, A_DELETE_SEGMENT, None, A_FILL])
         menu("&Hits", [A_ADD_HIT, A_DELETE_HIT, None, A_CLEAR_HITS, A_REDETECT_HITS])
+        menu("Mar&kers", [A_ADD_MARKER, None, A_PREV_MARKER, A_NEXT_MARKER, None, A_MARKERS])
         cm = menu("&Generate", [A_GENERATE, A_REGENERATE, A_CANCEL, None])
         am = cm.addMenu("&Audition")  # type: ignore[attr-defined]
         for k in range(1, 10):
@@ -397,6 +410,14 @@ class MainWindow(QMainWindow):
         tl.hit_delete_requested.connect(ed.delete_hit)
         tl.hits_clear_requested.connect(lambda sid: ed.clear_hits([sid]))
         tl.hits_redetect_requested.connect(lambda sid: ed.redetect_hits([sid]))
+        tl.marker_clicked.connect(self._go_to_marker)
+        mp = self.markers_panel
+        mp.add_requested.connect(self.add_marker)
+        mp.jump_requested.connect(self._go_to_marker)
+        mp.rename_requested.connect(ed.rename_marker)
+        mp.delete_requested.connect(ed.delete_markers)
+        doc.markers_changed.connect(self._update_markers_tab)
+        doc.project_replaced.connect(self._update_markers_tab)
         p = self.panel
         p.audition_requested.connect(ed.audition)
         p.accept_requested.connect(ed.accept)
@@ -439,6 +460,7 @@ class MainWindow(QMainWindow):
         for key in (A_GENERATE, A_NUDGE_L, A_NUDGE_R, A_NUDGE_L_1S, A_NUDGE_R_1S, A_DELETE_SEGMENT, A_CLEAR_HITS):
             self.actions_[key].setEnabled(has_video and has_seg)
         self.actions_[A_ADD_HIT].setEnabled(has_video and bool(self.doc.project.segments))
+        self.actions_[A_ADD_MARKER].setEnabled(has_video)
         self.actions_[A_REDETECT_HITS].setEnabled(has_video and has_seg and self.ctx.engine.has_hit_detector)
         hit = self.doc.selected_hit is not None
         self.actions_[A_DELETE_HIT].setEnabled(hit)
@@ -520,7 +542,25 @@ class MainWindow(QMainWindow):
         self.ctx.playback.set_mute_original(muted)
         self.timeline.set_original_muted(muted)
 
+    def _update_markers_tab(self, *_args: object) -> None:
+        n = len(self.doc.project.markers)
+        self.panel.tabs.setTabText(self.panel.tabs.indexOf(self.markers_panel), f"Markers ({n})" if n else "Markers")
+
     # ---- commands of the window -------------------------------------------------------------------------------------
+    def add_marker(self) -> None:
+        """Ctrl+M: a marker at the playhead, selected in the list."""
+        marker_id = self.editor.add_marker_at(self.ctx.playback.current_time())
+        if marker_id is not None:
+            self.markers_panel.select_marker(marker_id)
+
+    def _go_to_marker(self, marker_id: str) -> None:
+        self.editor.go_to_marker(marker_id)
+        self.markers_panel.select_marker(marker_id)
+
+    def show_markers_list(self) -> None:
+        self.panel.tabs.setCurrentWidget(self.markers_panel)
+        self.markers_panel.table.setFocus()
+
     def cancel_jobs(self) -> None:
         self.editor.cancel_generation()
         self.ctx.jobs.cancel_all("export")

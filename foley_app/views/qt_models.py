@@ -1,4 +1,4 @@
-"""List models over the document: the current segment's candidates and the Foley track's clips."""
+"""List models over the document: the current segment's candidates, the Foley track's clips, the markers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 
 from foley_app.document.document import ProjectDocument
+from foley_app.document.timeline import format_time
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -160,3 +161,78 @@ class ClipsModel(QAbstractTableModel):
             return False
         self.on_gain(clip.id, gain)  # a command; the document's signal refreshes the model
         return True
+
+
+class MarkersModel(QAbstractTableModel):
+    """Rows = the project's markers in time order: timecode, name. The name is editable; an edit becomes a command
+    (`on_rename(marker_id, name) -> accepted`)."""
+
+    HEADERS = ("Timecode", "Name")
+
+    def __init__(self, document: ProjectDocument, on_rename: Callable[[str, str], bool],
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.doc = document
+        self.on_rename = on_rename
+        self._ids: list[str] = []
+        document.project_replaced.connect(self.reload)
+        document.markers_changed.connect(self._on_markers_changed)
+
+    def reload(self) -> None:
+        self.beginResetModel()
+        self._ids = [m.id for m in self.doc.project.markers]
+        self.endResetModel()
+
+    def _on_markers_changed(self) -> None:
+        """A rename changes a row in place (an open name editor and the selection stay); anything else resets."""
+        if [m.id for m in self.doc.project.markers] == self._ids and self._ids:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._ids) - 1, len(self.HEADERS) - 1))
+        else:
+            self.reload()
+
+    def marker_at(self, row: int) -> Any:
+        markers = self.doc.project.markers
+        return markers[row] if 0 <= row < len(markers) else None
+
+    def row_of(self, marker_id: str) -> int:
+        return next((i for i, m in enumerate(self.doc.project.markers) if m.id == marker_id), -1)
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.doc.project.markers)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.HEADERS[section]
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        f = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if index.column() == 1:
+            f |= Qt.ItemFlag.ItemIsEditable
+        return f
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        marker = self.marker_at(index.row()) if index.isValid() else None
+        if marker is None:
+            return None
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
+            if index.column() == 0:
+                return format_time(marker.time, self.doc.video.fps if self.doc.video else None)
+            return marker.name
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return (f"{marker.name} at {marker.time:.3f} s. Double-click or Enter: the playhead goes there; F2 or a "
+                    "click on the selected name renames it; Del deletes it.")
+        if role == Qt.ItemDataRole.UserRole:
+            return marker.id
+        return None
+
+    def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        marker = self.marker_at(index.row()) if index.isValid() else None
+        if marker is None or index.column() != 1 or role != Qt.ItemDataRole.EditRole:
+            return False
+        return self.on_rename(marker.id, str(value))  # a command; the document's signal refreshes the model

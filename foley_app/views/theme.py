@@ -30,6 +30,8 @@ HIT_DIM = "#3a8796"  # other segments' hits
 HIT_SELECTED = "#ffffff"
 HIT_OUTLINE = "#101214"
 TAKE_HIT = "#ff6fd1"  # the hits the highlighted take was made with
+MARKER = "#b88cff"  # markers: a line through every lane, a flag with the name on the markers lane
+MARKER_TEXT = "#eadcff"
 
 SEGMENT_BRUSH = pg.mkBrush(224, 164, 58, 40)
 SEGMENT_SELECTED_BRUSH = pg.mkBrush(224, 164, 58, 70)

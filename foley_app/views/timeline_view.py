@@ -9,6 +9,9 @@ Hits are thin lines with a handle in the lower band of a segment in the picture 
 moves it inside its segment (one command when released), a right click opens the hit menu (delete, clear, detect
 again; on a segment: add a hit there). Above them, in another colour, the hits the highlighted take of the current
 segment was made with, at the picture times it was made for.
+
+Markers are lines through every lane with a flag and their name on the thin markers lane under the picture; a
+click on one there moves the playhead to it.
 """
 
 from __future__ import annotations
@@ -144,6 +147,38 @@ class HitMarker(OutlinedLine):
             self.on_menu(self.seg_id, self.time, float(self.value()), ev.screenPos())
 
 
+class MarkerFlag(pg.InfiniteLine):
+    """A marker on the markers lane: its line, clickable (the playhead goes there)."""
+
+    def __init__(self, marker_id: str, time: float) -> None:
+        super().__init__(pos=time, angle=90, movable=False, pen=pg.mkPen(theme.MARKER, width=2),
+                         hoverPen=pg.mkPen(theme.MARKER_TEXT, width=3))
+        self.marker_id = marker_id
+        self.on_click = None  # callable(marker_id)
+        self.setZValue(40)
+
+    def mouseClickEvent(self, ev) -> None:
+        if ev.button() == Qt.MouseButton.LeftButton and self.on_click is not None:
+            ev.accept()
+            self.on_click(self.marker_id)
+
+
+class MarkerLabel(pg.TextItem):
+    """A marker's name beside its flag; a click on it does what a click on the flag does."""
+
+    def __init__(self, marker_id: str, name: str, time: float) -> None:
+        super().__init__(name, color=theme.MARKER_TEXT, anchor=(0, 0.5), fill=theme.LABEL_FILL)
+        self.marker_id = marker_id
+        self.on_click = None
+        self.setPos(time, 0.5)
+        self.setZValue(41)
+
+    def mouseClickEvent(self, ev) -> None:
+        if ev.button() == Qt.MouseButton.LeftButton and self.on_click is not None:
+            ev.accept()
+            self.on_click(self.marker_id)
+
+
 class ClipItem(pg.LinearRegionItem):
     """A clip on the Foley lane (not draggable; a click selects it)."""
 
@@ -222,6 +257,7 @@ class TimelineView(QWidget):
     hit_delete_requested = Signal(str, float)
     hits_clear_requested = Signal(str)
     hits_redetect_requested = Signal(str)
+    marker_clicked = Signal(str)  # marker id
 
     def __init__(self, document: ProjectDocument, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -235,6 +271,7 @@ class TimelineView(QWidget):
         self._thumb_items: list[pg.ImageItem] = []
         self._clip_items: list[pg.GraphicsObject] = []
         self._ghost: pg.PlotDataItem | None = None
+        self._marker_items: list[tuple[Lane, pg.GraphicsObject]] = []
         self._mel_revision = -1
         self._syncing_scroll = False
 
@@ -244,6 +281,11 @@ class TimelineView(QWidget):
         self.picture = Lane("Picture", 70, top_axis=True,
                             tooltip="Thumbnails and segments. Drag a segment to move it (it snaps to frames).")
         self.picture.subtitle.setText("segments snap to frames")
+        self.marker_lane = Lane("Markers", 22, tooltip="Markers: Ctrl+M adds one at the playhead, Shift+Up / "
+                                "Shift+Down go to the previous / next; click one to go there. The Markers tab lists "
+                                "them.")
+        self.marker_lane.subtitle.hide()
+        self.marker_lane.header.layout().setContentsMargins(8, 2, 6, 2)
         self.original = Lane("Original audio", 52, tooltip="The video's own sound (for reference; not exported).")
         self.mute_button = QToolButton()
         self.mute_button.setText("Mute")
@@ -257,7 +299,7 @@ class TimelineView(QWidget):
                           "Click a clip to select it.")
         self.mel = Lane("Spectrogram", 96, tooltip="Mel spectrogram of the Foley track (125 Hz – 7.6 kHz).")
         self.mel.subtitle.setText("mel, 125 Hz – 7.6 kHz")
-        self.lanes = [self.picture, self.original, self.foley, self.mel]
+        self.lanes = [self.picture, self.marker_lane, self.original, self.foley, self.mel]
         for lane in self.lanes:
             col.addWidget(lane)
             if lane is not self.picture:
@@ -274,6 +316,7 @@ class TimelineView(QWidget):
 
         # items
         self.picture.vb.setYRange(0, 1, padding=0)
+        self.marker_lane.vb.setYRange(0, 1, padding=0)
         self.original.vb.setYRange(-1, 1, padding=0.05)
         self.foley.vb.setYRange(-1, 1, padding=0.05)
         self.orig_curve = self._wave_item(self.original, theme.ORIGINAL_WAVE)
@@ -306,6 +349,7 @@ class TimelineView(QWidget):
         document.original_audio_changed.connect(self.refresh_original)
         document.hits_changed.connect(self.refresh_segments)
         document.selected_hit_changed.connect(self._style_hits)
+        document.markers_changed.connect(self.refresh_markers)
         document.current_take_changed.connect(self.refresh_take_hits)
         document.current_segment_changed.connect(self.refresh_take_hits)
         document.segment_changed.connect(self.refresh_take_hits)
@@ -337,6 +381,7 @@ class TimelineView(QWidget):
         self.refresh_segments()
         self.refresh_take_hits()
         self.refresh_track()
+        self.refresh_markers()
         self.set_playhead(0.0)
 
     def set_thumbnails(self, thumbs: list[tuple[float, np.ndarray]]) -> None:
@@ -527,6 +572,41 @@ class TimelineView(QWidget):
         menu = self.hit_menu(seg_id, hit, x)
         menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         menu.popup(QPoint(int(screen_pos.x()), int(screen_pos.y())))
+
+    # ---- markers --------------------------------------------------------------------------------------------------
+    def refresh_markers(self, *_args: object) -> None:
+        """Every marker: a flag and its name on the markers lane, a dashed line through the other lanes."""
+        for lane, item in self._marker_items:
+            lane.plot.removeItem(item)
+        self._marker_items = []
+        through = pg.mkPen(theme.MARKER, width=1, style=Qt.PenStyle.DashLine)
+        for m in self.doc.project.markers:
+            flag, label = MarkerFlag(m.id, m.time), MarkerLabel(m.id, m.name, m.time)
+            flag.on_click = label.on_click = self.marker_clicked.emit
+            tip = f"{m.name} at {m.time:.3f} s: click to go there"
+            flag.setToolTip(tip)
+            label.setToolTip(tip)
+            for item in (flag, label):
+                self.marker_lane.plot.addItem(item)
+                self._marker_items.append((self.marker_lane, item))
+            for lane in self.lanes:
+                if lane is self.marker_lane:
+                    continue
+                line = pg.InfiniteLine(pos=m.time, angle=90, movable=False, pen=through)
+                line.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+                line.setZValue(50)
+                lane.plot.addItem(line)
+                self._marker_items.append((lane, line))
+
+    def marker_labels(self) -> list[tuple[str, float]]:
+        """(name, time) of every marker drawn on the markers lane."""
+        return [(item.toPlainText(), float(item.pos().x())) for _lane, item in self._marker_items
+                if isinstance(item, MarkerLabel)]
+
+    def marker_lines(self, lane: Lane) -> list[float]:
+        """Times of the marker lines drawn on `lane`."""
+        return [float(item.value()) for ln, item in self._marker_items
+                if ln is lane and isinstance(item, pg.InfiniteLine)]
 
     def refresh_track(self, *_args: object) -> None:
         for item in self._clip_items:
