@@ -38,6 +38,7 @@ from engine import (
     GenerationResult,
     InvalidRequestError,
     NoAudioStreamError,
+    TimelineMarker,
     VideoInfo,
     check_hits,
     mel_spectrogram,
@@ -75,7 +76,7 @@ from foley_app.document.project import (
 )
 from foley_app.document.timeline import clamp_hit, fill_starts, floor_to_frame, format_time, place_segment, segment_at
 from foley_app.errors import UserMessage, explain
-from foley_app.export import ExportRequest, ExportResult, run_export
+from foley_app.export import ExportRequest, ExportResult, ExportSession, run_export
 from foley_app.frames import FrameSource, read_thumbnails
 from foley_app.jobs import Job
 
@@ -102,7 +103,8 @@ def level_dbfs(audio: np.ndarray) -> float:
 
 def video_ref(info: VideoInfo, path: str) -> VideoRef:
     return VideoRef(path=str(Path(path).resolve()), duration=float(info.duration), fps=float(info.fps or 25.0),
-                    width=int(info.width), height=int(info.height), has_audio=bool(info.has_audio))
+                    width=int(info.width), height=int(info.height), has_audio=bool(info.has_audio),
+                    timecode=info.timecode)
 
 
 class Editor(QObject):
@@ -854,15 +856,33 @@ class Editor(QObject):
         v = self.doc.video
         if v is not None:
             src = Path(v.path)
-            folder = Path(self.ctx.settings.export_dir) if self.ctx.settings.export_dir else src.parent
-            mp4 = folder / f"{src.stem}_foley{src.suffix if src.suffix.lower() in ('.mp4', '.mov', '.mkv') else '.mp4'}"
-            wav = folder / f"{src.stem}_foley.wav"
+            named = Path(v.source_image) if v.source_image else src  # a still's video lives in the app's folder
+            folder = Path(self.ctx.settings.export_dir) if self.ctx.settings.export_dir else named.parent
+            keep = src.suffix.lower() in (".mp4", ".mov", ".mkv")
+            mp4 = folder / f"{named.stem}_foley{src.suffix if keep else '.mp4'}"
+            base = folder / f"{named.stem}_foley"
         else:
             base = self.doc.path or Path.home() / "foley"
-            mp4, wav = base.with_suffix(".mp4"), base.with_name(base.stem + "_foley.wav")
+            mp4, base = base.with_suffix(".mp4"), base.with_name(base.stem + "_foley")
         s = self.ctx.settings
-        return ExportDefaults(v.path if v is not None and Path(v.path).is_file() else None, str(mp4), str(wav),
-                              s.normalize, s.target_lufs, self.doc.sample_rate)
+        return ExportDefaults(v.path if v is not None and Path(v.path).is_file() else None, str(mp4),
+                              str(base.with_name(base.name + ".wav")), s.normalize, s.target_lufs,
+                              self.doc.sample_rate, stems_dir=str(base.with_name(base.name + "_stems")),
+                              timeline_path=str(base.with_name(base.name + ".otio")),
+                              markers=len(self.doc.project.markers))
+
+    def export_session(self) -> ExportSession:
+        """The project as the export reads it (a snapshot: the job runs on while the user edits)."""
+        doc, v = self.doc, self.doc.video
+        name = f"{Path(v.source_image or v.path).stem} Foley" if v is not None else (
+            f"{doc.path.stem} Foley" if doc.path is not None else "Foley")
+        return ExportSession(
+            clips=doc.mix_clips(), total_samples=doc.total_samples(), sample_rate=doc.sample_rate, name=name,
+            labels={c.id: c.label for c in doc.project.clips},
+            video_duration=v.duration if v is not None else doc.total_samples() / doc.sample_rate,
+            fps=v.fps if v is not None else 25.0, timecode=v.timecode if v is not None else None,
+            markers=tuple(TimelineMarker(m.name, m.time, m.note) for m in doc.project.markers),
+        )
 
     def export(self) -> Job | None:
         if not self.doc.project.clips:
@@ -877,13 +897,16 @@ class Editor(QObject):
     def start_export(self, request: ExportRequest) -> Job:
         s = self.ctx.settings
         s.normalize, s.target_lufs = request.normalize, request.target_lufs
-        target = request.mp4_path or request.wav_path
+        target = request.mp4_path or request.wav_path or request.stems_dir or request.timeline_path
         if target is not None:
             s.export_dir = str(target.parent)
-        clips, total, rate = self.doc.mix_clips(), self.doc.total_samples(), self.doc.sample_rate
+        session = self.export_session()
 
         def done(_job: Job, result: ExportResult) -> None:
             names = "\n".join(str(p) for p in result.written)
+            if result.stems:
+                n = len(result.stems)
+                names += f"\n{n} stem{'s' if n != 1 else ''} in {result.stems[0].parent}"
             extra = ""
             if result.measured_lufs is not None and math.isfinite(result.measured_lufs):
                 extra = (f"\n\nLoudness: {result.measured_lufs:.1f} LUFS measured, {result.gain_db:+.1f} dB applied.")
@@ -894,7 +917,7 @@ class Editor(QObject):
             self.prompter.info("Export finished", f"Written:\n{names}{extra}")
 
         return self.jobs.submit(
-            "export", "Exporting", lambda report, cancel: run_export(request, clips, total, rate, report, cancel),
+            "export", "Exporting", lambda report, cancel: run_export(request, session, report, cancel),
             on_result=done, on_error=lambda _j, exc: self._error(exc, "exporting"),
         )
 

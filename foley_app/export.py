@@ -1,21 +1,59 @@
-"""Export: the Foley track as a WAV and/or muxed into a copy of the video, optionally loudness-normalised.
+"""Export: the Foley track as a WAV and/or muxed into a copy of the video, Broadcast WAV stems, an NLE timeline;
+optionally loudness-normalised.
 
-`run_export` is a job function (it runs off the GUI thread on a snapshot of the clips). The mux copies the video
-stream packet for packet and adds the whole-length Foley track as AAC at 48 kHz from time 0, so every clip sits
-where it sits on the timeline, to the sample (`engine.mux_foley`). Every file is written to a temp file and renamed
-into place; the source video is never a target.
+`run_export` is a job function (it runs off the GUI thread on an `ExportSession`, a snapshot of the project). The
+mux copies the video stream packet for packet and adds the whole-length Foley track as AAC at 48 kHz from time 0,
+so every clip sits where it sits on the timeline, to the sample (`engine.mux_foley`). The stems follow `foley
+fill`'s layout in the folder chosen:
+
+    FOLDER/foley.wav            the whole track, 48 kHz 24-bit Broadcast WAV at the video's start timecode
+    FOLDER/stems/seg-NNN.wav    each clip as it sounds in the mix (gain, fades, crossfades applied), in time order,
+                                its bext time reference = the video's start timecode + the clip's position
+
+Placed at their time references the stems sum to the track (to 24-bit rounding): both are rendered at 48 kHz from
+the clips resampled to 48 kHz (a 16 kHz project's clips start at 3x their sample), `engine.clip_stems` and
+`engine.render_mix`, with the loudness gain (if any) applied to every clip. The timeline (.otio or FCP7 .xml,
+`engine.export_timeline`) holds the video, those stems and the project's markers, and starts at the same timecode.
+Every file is written to a temp file and renamed into place; the source video is never a target; a stems export
+that replaces an earlier one also removes the earlier stems it did not write again.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine import Cancelled, mux_foley, mux_plan, normalize_loudness, write_wav
-from foley_app.document.timeline import MixClip, render_mix
+import numpy as np
+from scipy.signal import resample_poly
+
+from engine import (
+    TIMELINE_SUFFIXES,
+    Cancelled,
+    MixClip,
+    StemClip,
+    TimelineMarker,
+    clip_stems,
+    db_to_gain,
+    export_timeline,
+    mux_foley,
+    mux_plan,
+    normalize_loudness,
+    parse_timecode,
+    probe_video,
+    render_mix,
+    write_bwf,
+    write_wav,
+)
 from foley_app.errors import ExportError
+
+STEM_RATE = 48_000
+TRACK_FILE = "foley.wav"  # the whole track, in the stems folder
+STEMS_SUBDIR = "stems"
+STEM_GLOB = "seg-*.wav"
+TIMELINE_FORMATS = (("OpenTimelineIO (.otio)", ".otio"), ("Final Cut Pro 7 XML (.xml)", ".xml"))
 
 
 @dataclass(frozen=True)
@@ -26,11 +64,30 @@ class ExportRequest:
     normalize: bool = False
     target_lufs: float = -23.0
     overwrite: bool = False
+    stems_dir: Path | None = None  # a folder: foley.wav + stems/seg-NNN.wav (48 kHz 24-bit BWF)
+    timeline_path: Path | None = None  # .otio or .xml (needs the stems: it refers to them)
+
+
+@dataclass(frozen=True)
+class ExportSession:
+    """What an export reads from the project, taken on the GUI thread: the clips (at the project's rate), the
+    track's length, the video's facts for the timeline and the time references, the markers."""
+
+    clips: list[MixClip]
+    total_samples: int
+    sample_rate: int
+    name: str = "Foley"
+    labels: dict[str, str] = field(default_factory=dict)  # clip key -> its label ("S3 #1")
+    video_duration: float = 0.0
+    fps: float = 25.0
+    timecode: str | None = None  # the video's start timecode, if known
+    markers: tuple[TimelineMarker, ...] = ()
 
 
 @dataclass
 class ExportResult:
     written: list[Path] = field(default_factory=list)
+    stems: list[Path] = field(default_factory=list)
     measured_lufs: float | None = None
     gain_db: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -43,39 +100,130 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def stems_targets(folder: Path) -> list[Path]:
+    """The files of an earlier stems export in `folder` that a new one would replace."""
+    old = sorted((folder / STEMS_SUBDIR).glob(STEM_GLOB)) if (folder / STEMS_SUBDIR).is_dir() else []
+    return [p for p in (folder / TRACK_FILE, *old) if p.exists()]
+
+
+def existing_targets(req: ExportRequest) -> list[Path]:
+    """What the request would replace: its files that exist, and an earlier stems export in its folder."""
+    found = [p for p in (req.mp4_path, req.wav_path, req.timeline_path) if p is not None and p.exists()]
+    if req.stems_dir is not None:
+        found += stems_targets(req.stems_dir)
+    return found
+
+
 def check_request(req: ExportRequest) -> None:
     """Reject what can be known wrong before any work (ExportError says what to choose instead)."""
-    if req.mp4_path is None and req.wav_path is None:
-        raise ExportError("Nothing to export: choose a video file, a WAV file, or both.")
+    if req.mp4_path is None and req.wav_path is None and req.stems_dir is None and req.timeline_path is None:
+        raise ExportError("Nothing to export: choose a video file, a WAV file, stems or a timeline.")
     if req.mp4_path is not None:
         if not req.video_path:
             raise ExportError("There is no video to put the Foley into: open a video first, or export a WAV only.")
         if _same_file(Path(req.video_path), req.mp4_path):
             raise ExportError(f"{req.mp4_path.name} is the source video; it is never overwritten. Choose another name.")
-    for target in (req.mp4_path, req.wav_path):
-        if target is not None and target.exists() and not req.overwrite:
-            raise ExportError(f"{target} already exists. Choose another name, or confirm replacing it.")
-    if req.mp4_path is not None and req.wav_path is not None and _same_file(req.mp4_path, req.wav_path):
-        raise ExportError("The video and the WAV must be different files.")
+    if req.timeline_path is not None:
+        if req.stems_dir is None:
+            raise ExportError("A timeline refers to the Foley stems: export the stems too (choose a folder for them).")
+        if req.timeline_path.suffix.lower() not in TIMELINE_SUFFIXES:
+            raise ExportError(f"{req.timeline_path.name}: a timeline is written as "
+                              f"{' or '.join(s for _n, s in TIMELINE_FORMATS)}; choose one of those.")
+    if req.stems_dir is not None and req.stems_dir.exists() and not req.stems_dir.is_dir():
+        raise ExportError(f"{req.stems_dir} is a file; the stems need a folder. Choose another name.")
+    existing = existing_targets(req)
+    if existing and not req.overwrite:
+        raise ExportError(f"{existing[0]} already exists. Choose another name, or confirm replacing it.")
+    track = req.stems_dir / TRACK_FILE if req.stems_dir is not None else None
+    targets = [p for p in (req.mp4_path, req.wav_path, track, req.timeline_path) if p is not None]
+    for i, a in enumerate(targets):
+        if req.video_path and _same_file(Path(req.video_path), a):
+            raise ExportError(f"{a.name} is the source video; it is never overwritten. Choose another name.")
+        if any(_same_file(a, b) for b in targets[i + 1:]):
+            raise ExportError(f"{a} is chosen for two outputs; each output needs a file of its own.")
 
 
-def run_export(req: ExportRequest, clips: list[MixClip], total_samples: int, sample_rate: int,
-               report: Callable[[float, str], None], should_cancel: Callable[[], bool]) -> ExportResult:
+def resample_to(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Polyphase resampling (scipy, Kaiser window); sample 0 stays at time 0."""
+    if rate_in == rate_out or audio.size == 0:
+        return np.asarray(audio, np.float32)
+    g = math.gcd(rate_in, rate_out)
+    return resample_poly(audio, rate_out // g, rate_in // g).astype(np.float32)
+
+
+def stems_at(session: ExportSession, rate: int, gain: float = 1.0) -> tuple[list[MixClip], np.ndarray]:
+    """The stems (each clip as it sounds in the mix, in time order) and the track at `rate`, from the session's
+    clips resampled to it, every clip's gain times `gain`: placed at their starts the stems sum to the track."""
+    r = session.sample_rate
+    clips = [MixClip(c.key, round(c.start * rate / r), resample_to(np.asarray(c.audio), r, rate), c.gain * gain)
+             for c in session.clips]
+    total = round(session.total_samples * rate / r)
+    stems = sorted(clip_stems(clips, total, rate), key=lambda s: (s.start, s.key))
+    return stems, render_mix(clips, total, rate)
+
+
+def _write_stems(req: ExportRequest, session: ExportSession, gain: float, result: ExportResult,
+                 report: Callable[[float, str], None], check: Callable[[], None], span: tuple[float, float]
+                 ) -> tuple[list[StemClip], float]:
+    """foley.wav + stems/seg-NNN.wav in the request's folder; returns the stems for a timeline and the start
+    timecode (s)."""
+    assert req.stems_dir is not None
+    folder, rate = req.stems_dir, STEM_RATE
+    timecode = session.timecode
+    if timecode is None and req.video_path and Path(req.video_path).is_file():
+        timecode = probe_video(req.video_path).timecode  # a project saved before the editor kept it
+    tc_s = parse_timecode(timecode, session.fps)
+    tc = round(tc_s * rate)
+    stems, track = stems_at(session, rate, gain)
+    history = f"A=PCM,F={rate},W=24,M=mono,T=MDSGen Foley editor\r\n"
+    ref = session.name.encode("ascii", "replace").decode()[:32]
+    lo, hi = span
+    written: list[StemClip] = []
+    for i, stem in enumerate(stems):
+        check()
+        name = f"seg-{i:03d}"
+        report(lo + (hi - lo) * i / max(len(stems) + 1, 1), f"writing stem {i + 1} of {len(stems)}")
+        label = session.labels.get(stem.key, stem.key)
+        path = write_bwf(folder / STEMS_SUBDIR / f"{name}.wav", stem.audio, rate, time_reference=tc + stem.start,
+                         description=f"Foley stem {name} ({label}) of {session.name} at {stem.start / rate:.3f} s",
+                         originator_reference=ref, coding_history=history)
+        result.stems.append(path)
+        written.append(StemClip(name, path, stem.start, len(stem.audio)))
+    check()
+    report(lo + (hi - lo) * len(stems) / (len(stems) + 1), f"writing {TRACK_FILE}")
+    result.written.append(write_bwf(folder / TRACK_FILE, track, rate, time_reference=tc,
+                                    description=f"Foley for {session.name} ({len(stems)} stems)",
+                                    originator_reference=ref, coding_history=history))
+    keep = {p.name for p in result.stems}
+    for old in (folder / STEMS_SUBDIR).glob(STEM_GLOB):  # an earlier export's extra stems would mislead a DAW
+        if old.name not in keep:
+            old.unlink(missing_ok=True)
+    if timecode:
+        result.notes.append(f"The stems are placed at the video's start timecode {timecode}.")
+    return written, tc_s
+
+
+def run_export(req: ExportRequest, session: ExportSession, report: Callable[[float, str], None],
+               should_cancel: Callable[[], bool]) -> ExportResult:
     check_request(req)
     result = ExportResult()
+    clips, total_samples, sample_rate = session.clips, session.total_samples, session.sample_rate
 
     def check() -> None:
         if should_cancel():
-            raise Cancelled("export cancelled; no file was written" if not result.written else
-                            f"export cancelled after writing {', '.join(p.name for p in result.written)}")
+            done = [*result.written, *result.stems]
+            raise Cancelled("export cancelled; no file was written" if not done else
+                            f"export cancelled after writing {len(done)} file(s): {', '.join(p.name for p in done)}")
 
     report(0.05, "mixing the Foley track")
     track = render_mix(clips, total_samples, sample_rate)
     check()
+    gain = 1.0
     if req.normalize:
-        report(0.3, f"normalising loudness to {req.target_lufs:g} LUFS")
+        report(0.1, f"normalising loudness to {req.target_lufs:g} LUFS")
         track, measured, gain_db = normalize_loudness(track, sample_rate, req.target_lufs)
         result.measured_lufs, result.gain_db = measured, gain_db
+        gain = db_to_gain(gain_db) if math.isfinite(gain_db) else 1.0
         if measured == float("-inf"):
             result.notes.append("The Foley track is silent; loudness normalisation left it unchanged.")
         elif gain_db < req.target_lufs - measured - 0.05:
@@ -84,7 +232,7 @@ def run_export(req: ExportRequest, clips: list[MixClip], total_samples: int, sam
             )
         check()
     if req.wav_path is not None:
-        report(0.45, f"writing {req.wav_path.name}")
+        report(0.15, f"writing {req.wav_path.name}")
         result.written.append(write_wav(req.wav_path, track, sample_rate))
         check()
     if req.mp4_path is not None:
@@ -92,11 +240,23 @@ def run_export(req: ExportRequest, clips: list[MixClip], total_samples: int, sam
         plan = mux_plan(req.video_path, req.mp4_path)
         if plan.video == "reencode":
             result.notes.append(f"The video was re-encoded: {plan.note}")
-        report(0.6, f"writing {req.mp4_path.name} ("
+        report(0.2, f"writing {req.mp4_path.name} ("
                     + ("copying the video stream" if plan.video == "copy" else "re-encoding the video to H.264")
                     + ", encoding AAC)")
         result.written.append(
             mux_foley(req.video_path, track, sample_rate, 0.0, req.mp4_path, overwrite=req.overwrite, plan=plan)
         )
+        check()
+    if req.stems_dir is not None:
+        stems, tc_s = _write_stems(req, session, gain, result, report, check, (0.6, 0.95))
+        if req.timeline_path is not None:
+            check()
+            report(0.95, f"writing {req.timeline_path.name}")
+            video = req.video_path if req.video_path and Path(req.video_path).is_file() else None
+            if video is None:
+                result.notes.append("The video was not found: the timeline holds the Foley stems only.")
+            result.written.append(export_timeline(
+                req.timeline_path, session.name, video, session.video_duration, session.fps, stems, STEM_RATE,
+                list(session.markers), tc_s))
     report(1.0, "done")
     return result

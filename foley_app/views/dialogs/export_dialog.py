@@ -1,4 +1,5 @@
-"""Export dialog: a muxed video and/or a WAV of the Foley track, optional loudness normalisation."""
+"""Export dialog: a muxed video, a WAV of the Foley track, Broadcast WAV stems and a timeline for an NLE (OTIO or
+FCP7 XML), optional loudness normalisation."""
 
 from __future__ import annotations
 
@@ -22,7 +23,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from foley_app.export import ExportRequest, _same_file
+from foley_app.export import (
+    STEM_RATE,
+    STEMS_SUBDIR,
+    TIMELINE_FORMATS,
+    TRACK_FILE,
+    ExportRequest,
+    _same_file,
+    stems_targets,
+)
 
 if TYPE_CHECKING:
     from foley_app.views.dialogs.prompter import Prompter
@@ -43,6 +52,9 @@ class ExportDefaults:
     normalize: bool
     target_lufs: float
     sample_rate: int = 16_000  # the project's: the WAV's rate
+    stems_dir: str = ""
+    timeline_path: str = ""
+    markers: int = 0  # how many markers the timeline gets
 
 
 class ExportDialog(QDialog):
@@ -85,6 +97,54 @@ class ExportDialog(QDialog):
         whint.setObjectName("muted")
         grid.addWidget(whint, 3, 1, 1, 2)
         col.addWidget(files)
+
+        post = QGroupBox("For a DAW or an NLE")
+        pgrid = QGridLayout(post)
+        self.stems_check = QCheckBox(f"Stems: {STEM_RATE // 1000} kHz 24-bit Broadcast WAV, one per clip")
+        self.stems_check.setChecked(False)
+        self.stems_dir = QLineEdit(defaults.stems_dir)
+        stems_browse = QPushButton("Browse…")
+        stems_browse.clicked.connect(self._browse_stems)
+        pgrid.addWidget(self.stems_check, 0, 0, 1, 3)
+        pgrid.addWidget(QLabel("Folder"), 1, 0)
+        pgrid.addWidget(self.stems_dir, 1, 1)
+        pgrid.addWidget(stems_browse, 1, 2)
+        shint = QLabel(f"In the folder: {STEMS_SUBDIR}/seg-NNN.wav, each clip as it sounds in the mix (its gain, fades "
+                       f"and crossfades applied), and {TRACK_FILE}, the whole track. Each file's BWF time reference "
+                       "is the video's start timecode plus its position, so a DAW places it on import (Pro Tools: "
+                       "Spot; REAPER, Nuendo: at the time reference); there the stems sum to the track.")
+        shint.setObjectName("muted")
+        shint.setWordWrap(True)
+        pgrid.addWidget(shint, 2, 1, 1, 2)
+        self.timeline_check = QCheckBox("Timeline:")
+        self.timeline_format = QComboBox()
+        for name, _suffix in TIMELINE_FORMATS:
+            self.timeline_format.addItem(name)
+        self.timeline_path = QLineEdit(defaults.timeline_path)
+        known = [suffix for _n, suffix in TIMELINE_FORMATS]
+        suffix = Path(defaults.timeline_path).suffix.lower()
+        self.timeline_format.setCurrentIndex(known.index(suffix) if suffix in known else 0)
+        self.timeline_format.currentIndexChanged.connect(self._on_timeline_format)
+        timeline_browse = QPushButton("Browse…")
+        timeline_browse.clicked.connect(self._browse_timeline)
+        trow = QHBoxLayout()
+        trow.addWidget(self.timeline_check)
+        trow.addWidget(self.timeline_format, 1)
+        pgrid.addLayout(trow, 3, 0, 1, 3)
+        pgrid.addWidget(QLabel("File"), 4, 0)
+        pgrid.addWidget(self.timeline_path, 4, 1)
+        pgrid.addWidget(timeline_browse, 4, 2)
+        n = defaults.markers
+        thint = QLabel(f"The video, the stems (overlapping ones on alternating tracks) and the project's {n} "
+                       f"marker{'s' if n != 1 else ''}, from the video's start timecode. OpenTimelineIO for "
+                       "Resolve and the OTIO tools; Final Cut Pro 7 XML for Premiere and Resolve (whole frames). "
+                       "The timeline refers to the stems, so they are exported with it.")
+        thint.setObjectName("muted")
+        thint.setWordWrap(True)
+        pgrid.addWidget(thint, 5, 1, 1, 2)
+        self.timeline_check.toggled.connect(self._on_timeline_toggled)
+        self.stems_check.toggled.connect(self._on_stems_toggled)
+        col.addWidget(post)
 
         loud = QGroupBox("Loudness")
         lrow = QHBoxLayout(loud)
@@ -134,24 +194,78 @@ class ExportDialog(QDialog):
             self.wav_path.setText(path)
             self.wav_check.setChecked(True)
 
+    def _browse_stems(self) -> None:
+        path = self.prompter.choose_dir("Folder for the stems", self.stems_dir.text())
+        if path:
+            self.stems_dir.setText(path)
+            self.stems_check.setChecked(True)
+
+    def _timeline_suffix(self) -> str:
+        return TIMELINE_FORMATS[self.timeline_format.currentIndex()][1]
+
+    def _browse_timeline(self) -> None:
+        filters = ";;".join(f"{name.split(' (')[0]} (*{suffix})" for name, suffix in TIMELINE_FORMATS)
+        path = self.prompter.save_file("Export timeline", self.timeline_path.text(), filters)
+        if path:
+            suffix = Path(path).suffix.lower()
+            known = [s for _n, s in TIMELINE_FORMATS]
+            if suffix in known:
+                self.timeline_format.setCurrentIndex(known.index(suffix))
+            self.timeline_path.setText(path)
+            self._on_timeline_format()
+            self.timeline_check.setChecked(True)
+
+    def _on_timeline_format(self, *_args: object) -> None:
+        """The file's suffix follows the chosen format."""
+        text = self.timeline_path.text().strip()
+        if text:
+            p = Path(text)
+            known = [s for _n, s in TIMELINE_FORMATS]
+            self.timeline_path.setText(str(p.with_suffix(self._timeline_suffix()) if p.suffix.lower() in known
+                                           else p.with_name(p.name + self._timeline_suffix())))
+
+    def _on_timeline_toggled(self, on: bool) -> None:
+        if on:
+            self.stems_check.setChecked(True)  # the timeline refers to the stems
+
+    def _on_stems_toggled(self, on: bool) -> None:
+        if not on:
+            self.timeline_check.setChecked(False)
+
     def _accept(self) -> None:
         mp4 = Path(self.mp4_path.text()).expanduser() if self.mp4_check.isChecked() else None
         wav = Path(self.wav_path.text()).expanduser() if self.wav_check.isChecked() else None
+        stems = Path(self.stems_dir.text()).expanduser() if self.stems_check.isChecked() else None
+        timeline = Path(self.timeline_path.text()).expanduser() if self.timeline_check.isChecked() else None
         request = build_request(self.defaults.video_path, mp4, wav, self.normalize.isChecked(), self.target.value(),
-                                self.prompter)
+                                self.prompter, stems=stems, timeline=timeline,
+                                timeline_suffix=self._timeline_suffix())
         if request is not None:
             self.request = request
             self.accept()
 
 
 def build_request(video: str | None, mp4: Path | None, wav: Path | None, normalize: bool, target: float,
-                  prompter: Prompter) -> ExportRequest | None:
+                  prompter: Prompter, *, stems: Path | None = None, timeline: Path | None = None,
+                  timeline_suffix: str = ".otio") -> ExportRequest | None:
     """Validate choices, asking before replacing existing files; None if the user backs out."""
     from foley_app.errors import UserMessage
 
-    if mp4 is None and wav is None:
-        prompter.error(UserMessage("Nothing to export", "Neither the video nor the WAV is selected.",
-                                   "Tick at least one of them."))
+    if mp4 is None and wav is None and stems is None and timeline is None:
+        prompter.error(UserMessage("Nothing to export", "Neither the video, the WAV, the stems nor a timeline is "
+                                   "selected.", "Tick at least one of them."))
+        return None
+    if timeline is not None:
+        known = [s for _n, s in TIMELINE_FORMATS]
+        if timeline.suffix.lower() not in known:
+            timeline = timeline.with_name(timeline.name + timeline_suffix)
+        if stems is None:
+            prompter.error(UserMessage("The timeline needs the stems", "A timeline refers to the Foley stems.",
+                                       "Tick the stems too and choose a folder for them."))
+            return None
+    if stems is not None and stems.exists() and not stems.is_dir():
+        prompter.error(UserMessage("Not a folder", f"{stems} is a file; the stems go into a folder.",
+                                   "Choose a folder (it is made if it does not exist)."))
         return None
     if mp4 is not None and mp4.suffix.lower() not in (".mp4", ".m4v", ".mov", ".mkv"):
         prompter.error(UserMessage("Unsupported video format", f"{mp4.name} does not end in .mp4, .mov or .mkv.",
@@ -159,17 +273,28 @@ def build_request(video: str | None, mp4: Path | None, wav: Path | None, normali
         return None
     if wav is not None and wav.suffix.lower() != ".wav":
         wav = wav.with_name(wav.name + ".wav")
-    if mp4 is not None and video and _same_file(Path(video), mp4):
-        prompter.error(UserMessage("That is the source video", f"{mp4.name} is the video you are working on; the "
-                                   "editor never overwrites it.", "Choose another name for the export."))
-        return None
-    existing = [p for p in (mp4, wav) if p is not None and p.exists()]
+    targets = [p for p in (mp4, wav, stems / TRACK_FILE if stems is not None else None, timeline) if p is not None]
+    for i, a in enumerate(targets):
+        if video and _same_file(Path(video), a):
+            prompter.error(UserMessage("That is the source video", f"{a.name} is the video you are working on; the "
+                                       "editor never overwrites it.", "Choose another name for the export."))
+            return None
+        if any(_same_file(a, b) for b in targets[i + 1:]):
+            prompter.error(UserMessage("One file for two outputs", f"{a} is chosen for two outputs.",
+                                       "Give each output a file of its own."))
+            return None
+    existing = [p for p in (mp4, wav, timeline) if p is not None and p.exists()]
+    earlier_stems = stems_targets(stems) if stems is not None else []
     overwrite = False
-    if existing:
-        names = ", ".join(p.name for p in existing)
-        if prompter.ask("Replace files?", f"{names} already exist{'s' if len(existing) == 1 else ''}.",
-                        ["Replace", "Cancel"], "Cancel", details="Replacing is atomic: the old file stays intact "
-                        "until the new one is complete.") != "Replace":
+    if existing or earlier_stems:
+        names = [p.name for p in existing]
+        if earlier_stems:
+            names.append(f"an earlier stems export in {stems} ({len(earlier_stems)} files)")
+        details = "Replacing is atomic: the old file stays intact until the new one is complete."
+        if earlier_stems:
+            details += " Earlier stems that this export does not write again are removed."
+        if prompter.ask("Replace files?", f"{', '.join(names)} already exist{'s' if len(names) == 1 else ''}.",
+                        ["Replace", "Cancel"], "Cancel", details=details) != "Replace":
             return None
         overwrite = True
-    return ExportRequest(video, mp4, wav, normalize, target, overwrite)
+    return ExportRequest(video, mp4, wav, normalize, target, overwrite, stems, timeline)
