@@ -48,6 +48,13 @@ def log_dir() -> Path:
     return Path(base or Path.home() / ".mdsgen-foley") / "logs"
 
 
+def default_stills_dir() -> Path:
+    """Where the videos of opened still images are made: the app's cache folder (on Linux
+    ~/.cache/MDSGen/Foley Editor/stills). Losing it loses nothing: a project makes its still's video again."""
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation)
+    return Path(base or Path.home() / ".mdsgen-foley" / "cache") / "stills"
+
+
 def setup_logging(folder: Path) -> None:
     root = logging.getLogger()
     if any(getattr(h, "_foley", False) for h in root.handlers):
@@ -89,7 +96,7 @@ def install_excepthook(app: QApplication, folder: Path) -> None:
 
 
 def build_context(settings: Settings, *, autosave_root: Path | None = None, logs: Path | None = None,
-                  jobs: JobRunner | None = None) -> AppContext:
+                  jobs: JobRunner | None = None, stills: Path | None = None) -> AppContext:
     """All the parts of the app, wired together (no window)."""
     jobs = jobs or JobRunner()
     doc = ProjectDocument()
@@ -98,7 +105,7 @@ def build_context(settings: Settings, *, autosave_root: Path | None = None, logs
     autosaver = Autosaver(doc, jobs, root, settings.autosave_seconds)
     engine = EngineHandle(jobs)
     return AppContext(settings=settings, jobs=jobs, engine=engine, document=doc, playback=playback,
-                      autosaver=autosaver, log_dir=logs or log_dir())
+                      autosaver=autosaver, log_dir=logs or log_dir(), stills_dir=stills or default_stills_dir())
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -119,7 +119,7 @@ class EngineHandle(QObject):
 
 @dataclass
 class AppContext:
-    """The composition: settings, job runner, engine, document, playback and autosave."""
+    """The composition: settings, job runner, engine, document, playback, autosave and the app's folders."""
 
     settings: Settings
     jobs: JobRunner
@@ -128,6 +128,7 @@ class AppContext:
     playback: Playback
     autosaver: Autosaver
     log_dir: Path
+    stills_dir: Path  # where the videos of opened still images are made (the user's cache folder)
 
     def shutdown(self) -> None:
         self.playback.stop()

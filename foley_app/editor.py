@@ -16,10 +16,16 @@ then it passes "auto", so the engine detects them itself and the takes follow th
 
 Markers are named points on the video (Ctrl+M at the playhead, on the frame shown there): added, renamed and
 deleted as commands, jumped to by the list or by next/previous; they go into the exported timeline.
+
+Still images (PNG/JPEG) open as videos: the editor asks how long the video should be (one segment by default), makes
+it with `engine.still_video` in the background in the app's folder of still videos (`AppContext.stills_dir`, in the
+user's cache folder; never beside the image), and opens it; the project remembers the image, so a project whose
+still video has gone (a cleaned cache, another machine) makes it again from the image when it opens.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import math
@@ -41,9 +47,11 @@ from engine import (
     TimelineMarker,
     VideoInfo,
     check_hits,
+    is_still_image,
     mel_spectrogram,
     probe_video,
     read_audio,
+    still_video,
 )
 from foley_app.autosave import find_recoverable
 from foley_app.context import AppContext
@@ -94,6 +102,7 @@ class PrompterLike(Protocol):
     def save_file(self, title: str, suggested: str, filters: str) -> str | None: ...
     def export_options(self, defaults: Any) -> ExportRequest | None: ...
     def recover(self, description: str) -> str: ...
+    def still_length(self, image_name: str, default: float, folder: str) -> float | None: ...
 
 
 def level_dbfs(audio: np.ndarray) -> float:
@@ -101,10 +110,23 @@ def level_dbfs(audio: np.ndarray) -> float:
     return 20.0 * math.log10(rms) if rms > 0 else float("-inf")
 
 
-def video_ref(info: VideoInfo, path: str) -> VideoRef:
+def video_ref(info: VideoInfo, path: str, source_image: str = "") -> VideoRef:
     return VideoRef(path=str(Path(path).resolve()), duration=float(info.duration), fps=float(info.fps or 25.0),
                     width=int(info.width), height=int(info.height), has_audio=bool(info.has_audio),
-                    timecode=info.timecode)
+                    timecode=info.timecode, source_image=source_image)
+
+
+def still_video_path(folder: Path, image: Path, length: float) -> Path:
+    """Where the video of a still image lasting `length` s is made: named by the image and a digest of its path."""
+    digest = hashlib.sha1(str(image.resolve()).encode("utf-8")).hexdigest()[:10]
+    return folder / f"{image.stem}-{digest}-{length:g}s.mp4"
+
+
+def make_still_video(image: Path, out: Path, length: float) -> Path:
+    """The still image's video at `out`: reused when it is there and newer than the image, else made."""
+    if not (out.is_file() and out.stat().st_mtime >= image.stat().st_mtime):
+        still_video(image, out, length)
+    return out
 
 
 class Editor(QObject):
@@ -175,7 +197,9 @@ class Editor(QObject):
 
     def open_path(self, path: str | Path) -> Job | None:
         p = Path(path)
-        return self.open_project(p) if p.suffix == PROJECT_SUFFIX else self.open_video(p)
+        if p.suffix == PROJECT_SUFFIX:
+            return self.open_project(p)
+        return self.open_still(p) if is_still_image(p) else self.open_video(p)
 
     def open_video(self, path: str | Path, *, confirm: bool = True) -> Job | None:
         if confirm and not self.confirm_discard():
@@ -187,12 +211,7 @@ class Editor(QObject):
             return probe_video(path)
 
         def done(_job: Job, info: VideoInfo) -> None:
-            self.ctx.playback.stop()
-            self.jobs.cancel_all("generate")
-            self.doc.new_for_video(video_ref(info, path), sample_rate=self.ctx.settings.output_rate)
-            self.ctx.settings.add_recent_file(path)
-            self.ctx.settings.last_dir = str(Path(path).parent)
-            self._load_video_media()
+            self._new_project_for(video_ref(info, path), path)
             v = self.doc.video
             assert v is not None
             self._status(f"Opened {Path(path).name}: {v.duration:.2f} s, {v.width}×{v.height}, {v.fps:.3g} fps, "
@@ -204,6 +223,72 @@ class Editor(QObject):
             self._error(exc, f"opening {Path(path).name}")
 
         return self.jobs.submit("open", f"Opening {Path(path).name}", work, on_result=done, on_error=failed)
+
+    def _new_project_for(self, video: VideoRef, opened: str) -> None:
+        """A new project for `video`; `opened` is the file the user opened (the video, or its still image)."""
+        self.ctx.playback.stop()
+        self.jobs.cancel_all("generate")
+        self.doc.new_for_video(video, sample_rate=self.ctx.settings.output_rate)
+        self.ctx.settings.add_recent_file(opened)
+        self.ctx.settings.last_dir = str(Path(opened).parent)
+        self._load_video_media()
+
+    def open_still(self, image: str | Path, *, confirm: bool = True, length: float | None = None) -> Job | None:
+        """A still image (PNG/JPEG) as a video of `length` s (asked, one segment by default), made in the
+        background in `AppContext.stills_dir`, then opened like any video."""
+        image = Path(image)
+        if confirm and not self.confirm_discard():
+            return None
+        folder = self.ctx.stills_dir
+        if length is None:
+            length = self.prompter.still_length(image.name, self.segment_duration, str(folder))
+            if length is None:
+                return None
+        out = still_video_path(folder, image, float(length))
+        self._status(f"Making a {length:g} s video of {image.name}…", 0)
+
+        def work(report: Callable, should_cancel: Callable) -> VideoInfo:
+            report(0.1, f"making a {length:g} s video of {image.name}")
+            return probe_video(make_still_video(image, out, float(length)))
+
+        def done(_job: Job, info: VideoInfo) -> None:
+            self._new_project_for(video_ref(info, str(out), source_image=str(image.resolve())), str(image))
+            self._status(f"Opened the still image {image.name} as a {info.duration:.2f} s video ({info.width}×"
+                         f"{info.height}, made in {out.parent}; the image is not changed)")
+            self.video_opened.emit(str(image))
+
+        def failed(_job: Job, exc: BaseException) -> None:
+            self._status(f"Could not open {image.name}")
+            self._error(exc, f"opening the image {image.name}")
+
+        return self.jobs.submit("open", f"Making a video of {image.name}", work, on_result=done, on_error=failed)
+
+    def _remake_still(self, project: Any) -> Job:
+        """The project's still video has gone (a cleaned cache, another machine): make it again from its image."""
+        v = project.video
+        image = Path(v.source_image)
+        out = still_video_path(self.ctx.stills_dir, image, round(v.duration, 3))
+        self._status(f"Making the video of {image.name} again ({v.duration:g} s)…", 0)
+
+        def done(_job: Job, info: VideoInfo) -> None:
+            if self.doc.project is not project:
+                return  # another project was opened meanwhile
+            self.doc.project.video = video_ref(info, str(out), source_image=v.source_image)
+            self.doc.mark_modified()
+            self.doc.project_replaced.emit()
+            self._load_video_media()
+            self._status(f"Made the video of {image.name} again in {out.parent}.")
+
+        def failed(_job: Job, exc: BaseException) -> None:
+            if self.doc.project is project:
+                self._load_video_media()  # says the video is missing
+                self._error(exc, f"making the video of {image.name} again")
+
+        return self.jobs.submit(
+            "open", f"Making a video of {image.name}",
+            lambda report, cancel: probe_video(make_still_video(image, out, round(v.duration, 3))),
+            on_result=done, on_error=failed,
+        )
 
     def _load_video_media(self) -> None:
         """Preview frames, thumbnails and the original audio of the document's video, in the background."""
@@ -250,8 +335,13 @@ class Editor(QObject):
             self.doc.replace(project, audio, path)
             self.ctx.settings.add_recent_file(path)
             self.ctx.settings.last_dir = str(path.parent)
-            if project.video is not None and not Path(project.video.path).is_file():
-                self._relink_video(project.video.path)
+            v = project.video
+            if v is not None and not Path(v.path).is_file():
+                if v.source_image and Path(v.source_image).is_file():
+                    self._remake_still(project)
+                    self.project_opened.emit(str(path))
+                    return
+                self._relink_video(v.path)
             self._load_video_media()
             self._status(f"Opened project {path.name}: {len(project.segments)} segments, {len(project.clips)} clips")
             self.project_opened.emit(str(path))

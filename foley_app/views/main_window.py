@@ -207,7 +207,8 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         pb, ed, SP = self.ctx.playback, self.editor, QStyle.StandardPixmap
         a = self._action
-        a(A_OPEN_VIDEO, "&Open Video…", self.open_video_dialog, "Ctrl+O", icon=SP.SP_DialogOpenButton)
+        a(A_OPEN_VIDEO, "&Open Video…", self.open_video_dialog, "Ctrl+O", icon=SP.SP_DialogOpenButton,
+          tip="Open a video, or a still image (PNG/JPEG) as a video of it")
         a(A_OPEN_PROJECT, "Open &Project…", self.open_project_dialog, "Ctrl+Shift+O")
         a(A_SAVE, "&Save Project", ed.save, "Ctrl+S", icon=SP.SP_DialogSaveButton)
         a(A_SAVE_AS, "Save Project &As…", ed.save_as, "Ctrl+Shift+S")

@@ -92,7 +92,8 @@ def make_window(qtbot: Any, tmp_path: Path) -> Iterator[Callable[..., Any]]:
         settings.candidates, settings.steps, settings.autosave_seconds = candidates, steps, autosave_s
         if output_rate is not None:
             settings.output_rate = output_rate
-        ctx = build_context(settings, autosave_root=autosave_root or tmp_path / "autosave", logs=tmp_path / "logs")
+        ctx = build_context(settings, autosave_root=autosave_root or tmp_path / "autosave", logs=tmp_path / "logs",
+                            stills=tmp_path / f"{name}-stills")
         prompter = ScriptedPrompter()
         window = MainWindow(ctx, prompter)
         window.prompter_ = prompter

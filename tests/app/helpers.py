@@ -57,6 +57,10 @@ class ScriptedPrompter:
         self.recover_description = description
         return self._next("recover", "later")
 
+    def still_length(self, image_name: str, default: float, folder: str) -> float | None:
+        self.still_asked = (image_name, default, folder)
+        return self._next("still_length", default)
+
 
 class FakeEngine:
     """The engine's generate() contract with noise for audio; `gate` (if set) holds each call until released.

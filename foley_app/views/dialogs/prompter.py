@@ -9,11 +9,15 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
+from engine import STILL_SUFFIXES
 from foley_app.errors import UserMessage
 from foley_app.export import ExportRequest
 from foley_app.views.dialogs.export_dialog import ExportDefaults, ExportDialog
+from foley_app.views.dialogs.still_dialog import StillLengthDialog
 
-VIDEO_FILTER = ("Videos (*.mp4 *.m4v *.mov *.mkv *.webm *.avi *.ogv *.mpg *.mpeg *.ts *.mts *.wmv *.flv);;"
+_VIDEOS = "*.mp4 *.m4v *.mov *.mkv *.webm *.avi *.ogv *.mpg *.mpeg *.ts *.mts *.wmv *.flv"
+_IMAGES = " ".join(f"*{suffix}" for suffix in STILL_SUFFIXES)  # opened as a video of the image
+VIDEO_FILTER = (f"Videos and still images ({_VIDEOS} {_IMAGES});;Videos ({_VIDEOS});;Still images ({_IMAGES});;"
                 "Foley projects (*.foleyproj);;All files (*)")
 PROJECT_FILTER = "Foley projects (*.foleyproj);;All files (*)"
 
@@ -80,6 +84,11 @@ class Prompter:
     def export_options(self, defaults: ExportDefaults) -> ExportRequest | None:
         dlg = ExportDialog(defaults, self, self.parent)
         return dlg.request if dlg.exec() else None
+
+    def still_length(self, image_name: str, default: float, folder: str) -> float | None:
+        """The length (s) of the video to make of a still image, or None if the user cancels."""
+        dlg = StillLengthDialog(image_name, default, folder, self.parent)
+        return dlg.value() if dlg.exec() else None
 
     def recover(self, description: str) -> str:
         """"recover", "discard" or "later" for an autosave left by a crash."""
