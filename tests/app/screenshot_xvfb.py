@@ -1,10 +1,13 @@
 """Make the README's screenshot: the real editor in a real X window (Xvfb), with a generated result.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python tests/app/screenshot_xvfb.py [--bundle B] [--out PNG]
+    .venv/bin/python tests/app/screenshot_xvfb.py --markers --offscreen --out docs/screenshots/foley-markers.png
 
 Opens the demo clip, fills the video with overlapping segments (crossfaded on the Foley track), generates two more
-candidates for a segment, highlights one and grabs the X screen. Without --bundle it builds the tests' tiny
-RANDOM-weight bundle (the status bar says so). Not a test (no test_ prefix): run it by hand.
+candidates for a segment, highlights one and grabs the X screen. `--markers` also adds three named markers and
+shows the Markers tab; `--offscreen` renders the window without an X server (Qt's offscreen platform, the window
+grabbed instead of the screen; saved as a 256-colour PNG to keep it small). Without --bundle it builds the tests'
+tiny RANDOM-weight bundle (the status bar says so). Not a test (no test_ prefix): run it by hand.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ def main() -> int:
     p.add_argument("--bundle")
     p.add_argument("--video", default=str(ROOT / "resources/demo/bbb_excerpt.mp4"))
     p.add_argument("--out", default=str(ROOT / "docs/screenshots/foley-editor.png"))
+    p.add_argument("--markers", action="store_true", help="add three markers and show the Markers tab")
+    p.add_argument("--offscreen", action="store_true", help="no X server: grab the window, not the screen")
+    p.add_argument("--size", default="1600x1000", help="the window's size with --offscreen")
     args = p.parse_args()
-    os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
+    os.environ["QT_QPA_PLATFORM"] = "offscreen" if args.offscreen else os.environ.get("QT_QPA_PLATFORM", "xcb")
     sys.path.insert(0, str(ROOT))
     work = Path(tempfile.mkdtemp(prefix="foley-shot-"))
     bundle = args.bundle
@@ -51,10 +57,14 @@ def main() -> int:
     settings = Settings(work / "settings.ini")
     settings.candidates, settings.steps, settings.autosave_seconds = 4, 8, 0
     settings.mute_original = False
-    ctx = build_context(settings, autosave_root=work / "autosave", logs=work / "logs")
+    ctx = build_context(settings, autosave_root=work / "autosave", logs=work / "logs", stills=work / "stills")
     window = MainWindow(ctx)
-    screen = app.primaryScreen().availableGeometry()
-    window.setGeometry(0, 0, screen.width(), screen.height())
+    if args.offscreen:
+        width, height = (int(x) for x in args.size.split("x"))
+        window.resize(width, height)
+    else:
+        screen = app.primaryScreen().availableGeometry()
+        window.setGeometry(0, 0, screen.width(), screen.height())
     window.show()
 
     def wait(ms: int) -> None:
@@ -84,11 +94,22 @@ def main() -> int:
     ctx.playback.seek(7.3)
     window.timeline.zoom_to_fit()
     ed.select_segment(segs[-1].id)
+    if args.markers:
+        for t, name in ((1.2, "Door opens"), (4.6, "Footsteps on gravel"), (9.4, "Glass breaks")):
+            marker_id = ed.add_marker_at(t, name)
+        window.show_markers_list()
+        window.markers_panel.select_marker(marker_id)
+        ctx.playback.seek(9.4)
     until(lambda: not ctx.jobs.busy())
     wait(1500)
-    shot = app.primaryScreen().grabWindow(0)  # the X screen, as a user would see it
+    # the X screen, as a user would see it; offscreen, the window itself
+    shot = window.grab() if args.offscreen else app.primaryScreen().grabWindow(0)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     shot.save(args.out)
+    if args.offscreen:
+        from PIL import Image  # Pillow (the train extra): a palette PNG, a fraction of the size
+
+        Image.open(args.out).convert("RGB").quantize(256).save(args.out, optimize=True)
     print(f"wrote {args.out} ({shot.width()}x{shot.height()}) on {app.platformName()}")
     ctx.shutdown()
     return 0
