@@ -40,11 +40,12 @@ from training.datasets.sources import ArtFile, Recording
 
 FAMILIES: dict[str, tuple[str, ...]] = {
     "impact": ("impact_wood", "impact_metal", "impact_stone", "impact_dirt", "impact_flesh", "shield_wood",
-               "shield_metal", "sword_clash"),
-    "walk": ("footstep_grass", "footstep_gravel", "footstep_sand", "footstep_snow", "footstep_wood"),
-    "work": ("axe_tree", "pick_stone", "pick_metal", "hammer_wood", "saw"),
+               "shield_metal", "sword_clash", "swing_whoosh"),
+    "walk": ("footstep_grass", "footstep_gravel", "footstep_sand", "footstep_snow", "footstep_wood",
+             "footstep_stone", "footstep_metal", "footstep_water"),
+    "work": ("axe_tree", "pick_stone", "pick_metal", "hammer_wood", "saw", "hammer_metal"),
     "animals": ("animal_cattle", "animal_chicken", "animal_horse", "animal_elephant", "animal_pig", "animal_goat",
-                "animal_sheep", "animal_lion", "animal_camel"),
+                "animal_sheep", "animal_lion", "animal_camel", "animal_wolf"),
 }
 AMBIENCES = ("water", "rain", "wind", "fire")
 # RMS of the bed before the master gain (dBFS); events peak around -3 dBFS. Fire crackles are peaky: lower.
@@ -56,7 +57,15 @@ _ROLE_COLOURS = {
     "ground:grass": (88, 120, 50), "ground:gravel": (130, 125, 115), "ground:sand": (205, 180, 130),
     "ground:snow": (235, 238, 245), "ground:wood": (120, 85, 50), "ground:dirt": (125, 95, 65),
     "material:wood": (140, 100, 60), "material:stone": (140, 140, 135), "material:metal": (170, 175, 185),
-    "ore:metal": (110, 100, 80), "bark": (90, 65, 45), "water": (40, 90, 150),
+    "ore:metal": (110, 100, 80), "bark": (90, 65, 45), "water": (40, 90, 150), "ground:stone": (150, 145, 135),
+    "ground:water": (50, 100, 150), "ground:metal": (120, 124, 130),
+}
+# roles whose art may stand in for a missing one (shallow water to wade through: the water texture)
+_ROLE_FALLBACK = {"ground:water": "water"}
+# what a footfall throws up, by surface (default: the surface's particle colours)
+_STEP_COLOURS = {
+    "metal": ((110, 112, 118), (170, 172, 178)), "water": ((150, 190, 225), (235, 245, 255)),
+    "stone": ((135, 130, 122), (190, 186, 178)),
 }
 _PARTICLE_COLOURS = {
     "wood": ((150, 105, 60), (200, 160, 100)), "stone": ((120, 120, 115), (190, 188, 180)),
@@ -81,7 +90,7 @@ class ArtLibrary:
         return bool(self.art.get(role))
 
     def pick(self, role: str, rng: np.random.Generator, used: dict[str, ArtFile]) -> Image.Image:
-        files = self.art.get(role) or []
+        files = self.art.get(role) or self.art.get(_ROLE_FALLBACK.get(role, "")) or []
         if not files:
             return _procedural(role, rng)
         a = files[int(rng.integers(len(files)))]
@@ -101,9 +110,33 @@ class ArtLibrary:
 
 
 def _procedural(role: str, rng: np.random.Generator, size: int = 128) -> Image.Image:
+    if role == "ground:metal":
+        return tread_plate(rng, size)
     base = np.array(_ROLE_COLOURS.get(role, (128, 128, 128)), np.float32)
     noise = rng.normal(0, 18, (size // 4, size // 4, 1)).astype(np.float32)
     img = Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).resize((size, size), Image.Resampling.BICUBIC)
+    return img.convert("RGBA")
+
+
+def tread_plate(rng: np.random.Generator, size: int = 128) -> Image.Image:
+    """A steel floor: brushed grey plate with raised diagonal treads and seams (no package ships one)."""
+    grey = float(rng.uniform(105, 150))
+    streaks = rng.normal(0, 6, (size, 1, 1)) + rng.normal(0, 4, (size, size, 1))  # brushed along x
+    tint = np.array([0.97, 1.0, 1.04], np.float32)
+    arr = np.clip((grey + streaks) * tint, 0, 255).astype(np.uint8)
+    img = Image.fromarray(np.broadcast_to(arr, (size, size, 3)).copy())
+    d = ImageDraw.Draw(img)
+    step = size // 8
+    for y in range(0, size, step):
+        for x in range(0, size, step):
+            ox = step // 2 if (y // step) % 2 else 0
+            cx, cy = x + ox + step // 2, y + step // 2
+            flip = 1 if ((x // step + y // step) % 2) else -1
+            dx, dy = step * 0.3, step * 0.12 * flip
+            d.line([(cx - dx, cy - dy), (cx + dx, cy + dy)], fill=(int(grey + 45),) * 3, width=2)
+            d.line([(cx - dx, cy - dy + 2), (cx + dx, cy + dy + 2)], fill=(int(grey - 45),) * 3, width=1)
+    d.line([(0, 0), (size, 0)], fill=(int(grey - 60),) * 3, width=2)  # plate seams
+    d.line([(0, 0), (0, size)], fill=(int(grey - 60),) * 3, width=2)
     return img.convert("RGBA")
 
 
@@ -564,19 +597,24 @@ class Scene:
                 g = np.asarray(tex.convert("L"), np.float32)
                 if np.abs(np.diff(g, axis=1)).mean() > np.abs(np.diff(g, axis=0)).mean():
                     tex = tex.transpose(Image.Transpose.ROTATE_90)
+            if role == "ground:water":  # shallow: the river bed shows through
+                tex = Image.blend(tex.convert("RGB"), Image.new("RGB", tex.size, (150, 145, 120)), 0.4)
             textures.append((a, b, tex))
         paint_ground(img, self.horizon, textures, self.rng, tile_px)
         return img
 
 
 _MATERIAL = {"impact_wood": "wood", "impact_metal": "metal", "impact_stone": "stone", "impact_dirt": "dirt",
-             "impact_flesh": "flesh", "shield_wood": "wood", "shield_metal": "metal", "sword_clash": "metal"}
+             "impact_flesh": "flesh", "shield_wood": "wood", "shield_metal": "metal", "sword_clash": "metal",
+             "swing_whoosh": "air"}
+_SWUNG = ("shield", "clash", "swing")  # targets struck by a swing (a swordsman), not by a projectile
+WHOOSH_STRIKE = 0.2  # s: a whoosh's fast stroke starts at its event frame and lasts this long
 
 
 @dataclass
 class _Target:
     category: str
-    kind: str  # block | dirt | animal | shield | clash
+    kind: str  # block | dirt | animal | shield | clash | swing (a sword swung through the air)
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 in world pixels
     sprite: Image.Image | None = None
     scale: float = 1.0  # relative size, drives level and pitch
@@ -590,6 +628,7 @@ class _Target:
     pivot2: tuple[float, float] = (0.0, 0.0)
     hip: tuple[float, float] = (0.0, 0.0)
     reach: float = 0.0
+    sweep: tuple[float, float] = (0.0, 0.0)  # swing: the arc the blade sweeps (from, to angles)
 
 
 @dataclass
@@ -631,7 +670,7 @@ class ImpactScene(Scene):
             ti = None
             for j in order:
                 t = self.targets[int(j)]
-                if t.kind in ("shield", "clash") and f - last_swing.get(int(j), -999) < round(1.0 * self.fps):
+                if t.kind in _SWUNG and f - last_swing.get(int(j), -999) < round(1.0 * self.fps):
                     continue
                 ti = int(j)
                 break
@@ -642,11 +681,12 @@ class ImpactScene(Scene):
             level = -3.0 + 6.0 * math.log2(t.scale) + rng.uniform(-3, 1.5)
             pitch = float(np.clip(-2.5 * math.log2(t.scale) + rng.normal(0, 0.7), -2.5, 2.5))
             x0, y0, x1, y1 = t.box
-            if t.kind in ("shield", "clash"):
+            if t.kind in _SWUNG:
                 last_swing[ti] = f
                 t.hits.append(f)
                 point = self._swing_point(t)
-                action = "sword hits shield" if t.kind == "shield" else "swords clash"
+                action = {"shield": "sword hits shield", "clash": "swords clash",
+                          "swing": f"{rec.action or 'sword'} swung through the air"}[t.kind]
             else:
                 if t.kind == "dirt":
                     point = (rng.uniform(x0 + 4, x1 - 4), self.base + rng.uniform(-2, 4))
@@ -669,7 +709,7 @@ class ImpactScene(Scene):
             lowpass = float(rng.uniform(3500, 7000)) if t.scale < 0.8 else None
             self.events.append(SceneEvent(f, t.category, rec, level, pitch, point, action, lowpass=lowpass))
         for t in self.targets:
-            if t.kind == "shield":
+            if t.kind in ("shield", "swing"):
                 self._make_swing(t)
             elif t.kind == "clash":
                 self._make_swing(t, both=True)
@@ -688,6 +728,13 @@ class ImpactScene(Scene):
             box = (cx - spr.width / 2, y1 - spr.height, cx + spr.width / 2, y1)
             t = _Target(cat, "shield", box, spr, scale, side=1 if cx < W / 2 else -1)  # swordsman inboard
             t.person = Person.random(rng, H * 0.45 * scale)
+            return t
+        if cat == "swing_whoosh":  # a swordsman alone; the box is where the blade sweeps
+            hp = H * 0.45 * scale
+            side = 1 if cx < W / 2 else -1  # he stands outboard and swings inboard
+            c = (cx - side * hp * 0.15, self.base - hp * 0.6)
+            t = _Target(cat, "swing", (c[0] - 4, c[1] - 4, c[0] + 4, c[1] + 4), None, scale, side=side)
+            t.person = Person.random(rng, hp)
             return t
         if cat == "sword_clash":
             w = W * 0.45 * scale
@@ -739,6 +786,8 @@ class ImpactScene(Scene):
 
     def _swing_point(self, t: _Target) -> tuple[float, float]:
         x0, y0, x1, y1 = t.box
+        if t.kind == "swing":  # the middle of the sweep
+            return ((x0 + x1) / 2, (y0 + y1) / 2)
         if t.kind == "shield":
             return ((x0 + x1) / 2 + t.side * (x1 - x0) * 0.25, (y0 + y1) / 2 - (y1 - y0) * 0.1)
         return ((x0 + x1) / 2, (y0 + y1) / 2)
@@ -754,6 +803,14 @@ class ImpactScene(Scene):
             t.pivot = (hip_x, self.base - 0.82 * hp)
             t.reach = math.hypot(c[0] - t.pivot[0], c[1] - t.pivot[1])
             contact = math.atan2(c[1] - t.pivot[1], c[0] - t.pivot[0])
+            if t.kind == "swing":  # sweep through c: from well behind it to well past it, fast from the event on
+                k = round(WHOOSH_STRIKE * self.fps)
+                through = contact
+                raised, contact = through + t.side * math.radians(100), through - t.side * math.radians(75)
+                t.swing = Swing(through + t.side * math.radians(60), raised, contact, [h + k for h in t.hits],
+                                self.fps, windup=0.5, strike=k / self.fps, recover=0.4)
+                t.sweep = (raised, contact)
+                return
             raised = contact + t.side * math.radians(150)
             t.swing = Swing(contact + t.side * math.radians(70), raised, contact, t.hits, self.fps)
             return
@@ -801,7 +858,7 @@ class ImpactScene(Scene):
             for fs, sx, sy, ang, ln in t.stuck:
                 if fs <= f:
                     draw_arrow(draw, (sx + dx, sy), ang, ln)
-            if t.kind == "shield" and t.swing is not None and t.person is not None:
+            if t.kind in ("shield", "swing") and t.swing is not None and t.person is not None:
                 a = t.swing.angle(f)
                 px, py = t.pivot
                 hand = (px + math.cos(a) * t.reach * 0.12, py + math.sin(a) * t.reach * 0.12)
@@ -814,6 +871,19 @@ class ImpactScene(Scene):
                     a = sw.angle(f)
                     draw.ellipse((pv[0] - 4, pv[1] - 4, pv[0] + 4, pv[1] + 4), fill=(200, 160, 130))
                     draw_tool(draw, "sword", pv, a, t.reach, 1)
+            if t.kind == "swing":
+                for h in t.hits:  # the whoosh: a pale sweep of the blade's arc from the event frame, fading
+                    age = f - h
+                    if 0 <= age < round(0.35 * self.fps):
+                        px, py = t.pivot
+                        r = t.reach
+                        a0, a1 = sorted(math.degrees(a) for a in t.sweep)
+                        alpha = int(230 * (1 - age / (0.35 * self.fps)))
+                        for dr, wd in ((0.0, 5), (-0.12, 3)):
+                            rr = r * (1 + dr)
+                            draw.arc((px - rr, py - rr, px + rr, py + rr), a0, a1, fill=(245, 248, 255, alpha),
+                                     width=wd)
+                continue
             for h in t.hits:
                 if h == f:  # the contact frame: spawn effects now
                     ev = next(e for e in self.events if e.frame == f)
@@ -845,7 +915,8 @@ class ImpactScene(Scene):
                 self._draw_projectile(draw, s, (x, y), math.atan2(s.bounce[1] + 900 * tt, s.bounce[0]) + age * 0.6)
         self.particles.draw(draw, f)
         for e in self.events:
-            draw_flash(draw, e.point[0], e.point[1], self.W * 0.045, f - e.frame)
+            if e.category != "swing_whoosh":  # a whoosh hits nothing: its sweep is its mark
+                draw_flash(draw, e.point[0], e.point[1], self.W * 0.045, f - e.frame)
 
     def _draw_projectile(self, draw: ImageDraw.ImageDraw, s: _Shot, pos: tuple[float, float], ang: float) -> None:
         if s.action == "sling":
@@ -951,14 +1022,21 @@ class WalkScene(Scene):
             if ev.frame == f:
                 x, y = ev.point
                 surface = ev.category[len("footstep_"):]
-                cols = _PARTICLE_COLOURS.get(surface, _PARTICLE_COLOURS["dirt"])
+                cols = _STEP_COLOURS.get(surface) or _PARTICLE_COLOURS.get(surface, _PARTICLE_COLOURS["dirt"])
                 light = (_mix(cols[0], (255, 255, 255), 0.45), _mix(cols[1], (255, 255, 255), 0.6))
-                self.particles.burst(f, x, y - 1, int(self.rng.integers(16, 26)), self.rng, light,
-                                     speed=h * 1.8, angle=-math.pi / 2, spread=math.pi * 0.9, life=0.4,
+                wet = surface == "water"  # a splash: more drops, thrown higher
+                self.particles.burst(f, x, y - 1, int(self.rng.integers(28, 40) if wet else self.rng.integers(16, 26)),
+                                     self.rng, light, speed=h * (2.6 if wet else 1.8), angle=-math.pi / 2,
+                                     spread=math.pi * (0.7 if wet else 0.9), life=0.45 if wet else 0.4,
                                      size=max(1.8, h * 0.03), gravity=h * 6, floor=y + 2)
         self.particles.draw(draw, f)
         for ev in self.events:
             age = f - ev.frame
+            if ev.category == "footstep_water" and 0 <= age < round(0.6 * self.fps):  # ripples spread and fade
+                x, y = ev.point
+                r = h * (0.12 + 0.05 * age)
+                draw.ellipse((x - r, y - r * 0.3, x + r, y + r * 0.3),
+                             outline=(230, 240, 255, max(0, 200 - 16 * age)), width=2)
             if 0 <= age <= 1:  # the footfall: a bright ring where the foot lands, for two frames
                 x, y = ev.point
                 r = h * (0.16 + 0.08 * age)
@@ -969,7 +1047,7 @@ class WalkScene(Scene):
         """Footprints stay on the ground from the footfall on."""
         d = ImageDraw.Draw(bg, "RGBA")
         for ev in self.events:
-            if ev.frame == f:
+            if ev.frame == f and ev.category not in ("footstep_water", "footstep_metal"):  # no prints on those
                 x, y = ev.point
                 r = self.person.height * 0.05
                 d.ellipse((x - r, y - r * 0.3, x + r * 1.6, y + r * 0.3), fill=(30, 25, 20, 90))
@@ -992,8 +1070,11 @@ class _Station:
     active: dict[int, int] = field(default_factory=dict)  # saw: event frame -> active frames
 
 
-_TOOL = {"axe_tree": "axe", "pick_stone": "pick", "pick_metal": "pick", "hammer_wood": "hammer", "saw": "saw"}
-_CHIPS = {"axe_tree": "wood", "pick_stone": "stone", "pick_metal": "metal", "hammer_wood": "wood", "saw": "sand"}
+_TOOL = {"axe_tree": "axe", "pick_stone": "pick", "pick_metal": "pick", "hammer_wood": "hammer", "saw": "saw",
+         "hammer_metal": "hammer"}
+_CHIPS = {"axe_tree": "wood", "pick_stone": "stone", "pick_metal": "metal", "hammer_wood": "wood", "saw": "sand",
+          "hammer_metal": "metal"}
+_SPARKS = ("pick_metal", "hammer_metal")  # metal struck: a warmer flash
 
 
 class WorkScene(Scene):
@@ -1077,6 +1158,13 @@ class WorkScene(Scene):
             sprite.putalpha(mask)
             contact = (cx + side * bw * 0.15, self.base - bh * 0.97)
             shoulder = (cx + side * (bw / 2 + h * 0.15), self.base - h * 0.8)
+        elif cat == "hammer_metal":  # a smith's anvil on a stump
+            aw, ah = W * 0.24 * scale, H * 0.09 * scale + 4
+            top = self.base - H * 0.11 * scale - ah
+            box = (cx - aw / 2, top, cx + aw / 2, top + ah)
+            sprite = anvil_sprite(self.art("material:metal"), rng, round(aw), round(ah), horn=-side)
+            contact = (cx + side * aw * 0.12, top + 1)
+            shoulder = (cx + side * (aw / 2 + h * 0.12), self.base - h * 0.8)
         elif cat == "hammer_wood":
             pw, ph = W * 0.3 * scale, H * 0.04 * scale + 3
             top = self.base - H * 0.14 * scale
@@ -1113,9 +1201,16 @@ class WorkScene(Scene):
         d = ImageDraw.Draw(img, "RGBA")
         for st in self.stations:
             x0, _y0, x1, y1 = st.obj_box
-            if st.tool in ("hammer", "saw"):  # trestles
+            if st.category in ("hammer_wood", "saw"):  # trestles
                 for x in (x0 + (x1 - x0) * 0.15, x1 - (x1 - x0) * 0.15):
                     d.line([(x - 6, self.base), (x, y1), (x + 6, self.base)], fill=(80, 60, 40, 255), width=3)
+            elif st.category == "hammer_metal":  # the anvil's stump
+                cx, half = (x0 + x1) / 2, (x1 - x0) * 0.22
+                d.polygon([(cx - half, y1 - 1), (cx + half, y1 - 1), (cx + half * 1.2, self.base),
+                           (cx - half * 1.2, self.base)], fill=(105, 72, 42, 255))
+                for k in range(3):
+                    xx = cx - half + (k + 1) * half / 2
+                    d.line([(xx, y1 + 2), (xx + 1, self.base - 2)], fill=(80, 52, 30, 255), width=1)
             d.ellipse((x0 - 6, self.base - 4, x1 + 6, self.base + 5), fill=(0, 0, 0, 60))
         return img
 
@@ -1168,7 +1263,7 @@ class WorkScene(Scene):
         for st in self.stations:
             for fe in st.frames:
                 draw_flash(draw, st.contact[0], st.contact[1], self.W * (0.035 if st.tool == "saw" else 0.045),
-                           f - fe, colour=(255, 235, 170) if st.category == "pick_metal" else (255, 248, 215))
+                           f - fe, colour=(255, 235, 170) if st.category in _SPARKS else (255, 248, 215))
 
     def _saw_offset(self, st: _Station, f: int) -> float:
         for fe, act in st.active.items():
@@ -1189,6 +1284,25 @@ class WorkScene(Scene):
                 x, y = st.contact
                 r = 3 + len([q for q in st.frames if q <= f])
                 d.polygon([(x, y - r), (x - st.side * r, y), (x, y + r * 0.6)], fill=(40, 25, 15, 150))
+
+
+def anvil_sprite(metal: Image.Image, rng: np.random.Generator, w: int, h: int, horn: int = 1) -> Image.Image:
+    """An anvil seen from the side (face, horn towards `horn`, waist, foot), cut from a darkened metal texture."""
+    w, h = max(8, w), max(6, h)
+    tex = opaque_crop(metal, rng, w / h).resize((w, h), Image.Resampling.LANCZOS)
+    tex = Image.blend(tex, Image.new("RGB", (w, h), (45, 47, 52)), 0.55)
+    mask = Image.new("L", (w, h), 0)
+    md = ImageDraw.Draw(mask)
+    face = h * 0.32
+    pts = [(w * 0.18, 0), (w * 0.82, 0), (w * 0.82, face), (w * 0.64, face * 1.35), (w * 0.62, h * 0.78),
+           (w * 0.8, h * 0.86), (w * 0.8, h - 1), (w * 0.2, h - 1), (w * 0.2, h * 0.86), (w * 0.38, h * 0.78),
+           (w * 0.36, face * 1.35), (w * 0.18, face)]
+    md.polygon(pts, fill=255)
+    md.polygon([(w * 0.18, 0), (0, face * 0.25), (w * 0.18, face)], fill=255)  # the horn
+    img = tex.convert("RGBA")
+    img.putalpha(mask)
+    ImageDraw.Draw(img).line([(w * 0.2, 1), (w * 0.8, 1)], fill=(205, 210, 220, 255), width=2)  # worn face
+    return img if horn < 0 else img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
 
 
 def _active_seconds(x: np.ndarray, sr: int, rel_db: float = -30.0) -> float:
@@ -1537,7 +1651,7 @@ def plan_clip(ctx: Ctx, rng: np.random.Generator, ambience_prob: float = 0.65) -
         offset = float(rng.uniform(0, max(0.0, rec.duration - 1.0)))
         lo, hi = AMBIENCE_RMS_DB[kind]
         bed = AmbienceBed(rec, offset, float(rng.uniform(lo, hi)))
-    shakes = [(e.frame, 1.5) for e in scene.events if fam == "impact"]
+    shakes = [(e.frame, 1.5) for e in scene.events if fam == "impact" and e.category != "swing_whoosh"]
     camera = make_camera(rng, ctx.width, ctx.height, ctx.n_frames,
                          [e.point for e in scene.events] + scene.view_points(), shakes)
     return ClipPlan(scene, layer, bed, camera, colour_matrix(rng), int(rng.integers(2**31)))
