@@ -5,7 +5,8 @@
     python -m training.bwe add --out RUN --bundle BUNDLE                      # put it into a bundle (+ ONNX graph)
     python -m training.bwe figure --out RUN --bundle B --video V --start S   # a generated take at 16 vs 48 kHz
 
-Data: every recording of the extracted source catalogues (`training.datasets.sources`; 0ad-data's are 44.1/48 kHz),
+Data: every full-band (44.1 kHz or more: `Recording.full_band`) recording of the extracted source catalogues
+(`training.datasets.sources`; 0ad-data's are 44.1/48 kHz, MegaGlest's and OpenArena's often 22 kHz and left out),
 split by source recording exactly as the Foley dataset splits them (`foley_real.assign_splits`, split seed 0), so
 no test recording is trained on. A recording is mixed to mono and resampled to 48 kHz (the target); its input is
 the same audio taken down to 16 kHz and back (what a 16 kHz take holds), or that through the mel and Griffin-Lim
@@ -42,21 +43,29 @@ CROP = 128
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff")
 
 
-def recordings_by_split(cache: Path) -> dict[str, list[Path]]:
-    """Local paths of every catalogued recording under `cache/extracted`, by split (train/val/test)."""
+def recordings_by_split(cache: Path, min_rate: int = 44_100) -> dict[str, list[Path]]:
+    """Local paths of the catalogued full-band recordings under `cache/extracted`, by split (train/val/test).
+
+    The splits are the Foley dataset's (every extracted package's catalogue, cross-package duplicates dropped,
+    `foley_real.assign_splits` with split seed 0); a recording the catalogue does not flag `full_band` (under
+    44.1 kHz: many of MegaGlest's and OpenArena's are 22 kHz) or below `min_rate` holds no band to extend to and is
+    left out of every split.
+    """
     from training.datasets import foley_real, sources
 
-    cats = sorted((cache / "extracted").glob(f"*/{sources.SCAN_FILE}"))
-    if not cats:
+    packages = sources.extracted_packages(cache)
+    if not packages:
         raise SystemExit(f"error: no source catalogue under {cache / 'extracted'}; run "
                          "`python -m training.datasets.foley_real fetch` first")
-    recs = []
-    for c in cats:
-        recs += sources.Catalogue.from_json(json.loads(c.read_text())["catalogue"]).recordings
-    split_of = foley_real.assign_splits(recs, 0.1, 0.1, 0)
+    try:
+        recs = sources.prepare(cache, packages, download=False, log=log.info).recordings
+    except sources.SourceError as err:
+        raise SystemExit(f"error: {err}") from err
+    split_of = foley_real.assign_splits(recs, 0.1, 0.1, 0)  # over all of them, as the dataset splits them
     out: dict[str, list[Path]] = {"train": [], "val": [], "test": []}
     for r in sorted(recs, key=lambda r: r.id):
-        out[split_of[r.id]].append(cache / "extracted" / r.local)
+        if r.full_band and r.sample_rate >= min_rate:
+            out[split_of[r.id]].append(cache / "extracted" / r.local)
     return out
 
 

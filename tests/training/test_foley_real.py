@@ -421,10 +421,27 @@ def test_real_0ad_build(tmp_path, request):
     if shutil.which("apt-get") is None:
         pytest.skip("needs apt-get")
     settings = foley_real.BuildSettings(seed=0, num_clips=3)
-    manifest = foley_real.build(tmp_path / "real", settings, workers=1)
+    manifest = foley_real.build(tmp_path / "real", settings, workers=1, packages=["0ad"])
     assert sum(manifest["splits"].values()) == 3
     assert len(manifest["categories"]) >= 25
     assert all(r["licence"] == "CC-BY-SA-3.0" for r in manifest["recordings"])
+
+
+@pytest.mark.slow
+def test_real_other_packages(tmp_path, request):
+    """Downloads the five smaller packages (about 460 MB) unless cached and catalogues them. Only with `-m slow`."""
+    if "slow" not in (request.config.getoption("-m") or ""):
+        pytest.skip("real download: run with -m slow")
+    if shutil.which("apt-get") is None:
+        pytest.skip("needs apt-get")
+    names = ["openarena", "wesnoth", "sonic-pi", "opensfx", "megaglest"]
+    cat = sources.prepare(sources.default_cache_dir(), names, log=lambda m: None)
+    by_pkg = {p: [r for r in cat.recordings if r.package == p] for p in sources.resolve_packages(names)}
+    assert all(by_pkg.values()), {p: len(v) for p, v in by_pkg.items()}
+    cats = {r.category for r in cat.recordings}
+    assert {"footstep_metal", "footstep_water", "footstep_stone", "hammer_metal", "swing_whoosh", "animal_wolf"} <= cats
+    assert not [r.id for r in cat.recordings if r.licence.startswith("unknown")]
+    assert {r.licence for r in by_pkg["openttd-opensfx"]} <= {"CC0-1.0", "CC-BY-3.0", "CC-BY-SA-3.0"}
 
 
 def test_onset_ignores_a_noisy_head():

@@ -1,7 +1,8 @@
 """Build the real-sound Foley dataset: `python -m training.datasets.foley_real build --out DIR --seed S`.
 
-Source recordings come from Debian packages (0 A.D.'s sound effects: `0ad-data`), fetched with `apt-get download`
-into a cache outside the repository (no system install) and extracted selectively (`sources.py`). Each clip is a
+Source recordings come from Debian packages (the sound effects of 0 A.D., OpenArena, Battle for Wesnoth, Sonic Pi,
+OpenSFX and MegaGlest: `sources.SOURCES`; `--packages` picks some), fetched with `apt-get download` into a cache
+outside the repository (no system install) and extracted selectively (`sources.py`). Each clip is a
 rendered scene whose visible events cause those sounds at their exact frames (`scenes.py`), with the recordings
 placed at the event times, varied in gain, pitch and room, over an optional ambience bed (`compose.py`).
 
@@ -14,10 +15,10 @@ Output (the training loader reads it as a folder of videos with sound):
     DIR/ATTRIBUTION.md     the licence summary that must travel with the data
     DIR/build_report.json  skipped source files with reasons, timings, sizes
 
-Splits are by source recording: every recording (with its exact and near duplicates) belongs to exactly one split,
-and a clip draws all its sounds from its split's pool, so test sounds are never heard in training. Everything is
-a pure function of (packages, seed, settings): clip i uses the generator seeded with (seed, i), whichever worker
-builds it, so the same command gives byte-identical files.
+Splits are by source recording: every recording (with its exact and near duplicates, in any package) belongs to
+exactly one split, and a clip draws all its sounds from its split's pool, so test sounds are never heard in
+training. Everything is a pure function of (packages, seed, settings): clip i uses the generator seeded with
+(seed, i), whichever worker builds it, so the same command gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -97,18 +98,20 @@ def _rank(key: str, split_seed: int) -> str:
 
 def assign_splits(recordings: list[sources.Recording], val_frac: float, test_frac: float,
                   split_seed: int) -> dict[str, str]:
-    """Recording id -> split. Per category, the recording groups are ranked by a hash of (split_seed, group):
-    the first ceil(n * test_frac) go to test, the next ceil(n * val_frac) to val, the rest to train. A category
-    with 3+ groups has at least one in each split (when the fractions are > 0); with 2, one in train and one in
-    test; with 1, train only. Independent of the build seed, so every build with one split_seed shares a test set.
+    """Recording id -> split. Per category and package, the recording groups (a group: recordings edited from one
+    source recording) are ranked by a hash of (split_seed, group): the first ceil(n * test_frac) go to test, the
+    next ceil(n * val_frac) to val, the rest to train. A (category, package) with 3+ groups has at least one in each
+    split (when the fractions are > 0); with 2, one in train and one in test; with 1, train only. Independent of the
+    build seed, so every build with one split_seed shares a test set; stratified by package, so adding or leaving
+    out a package never moves another package's recordings between splits.
     """
-    by_cat: dict[str, list[str]] = {}
+    by_cat: dict[tuple[str, str], list[str]] = {}
     for r in recordings:
-        groups = by_cat.setdefault(r.category, [])
+        groups = by_cat.setdefault((r.category, r.package), [])
         if r.group not in groups:
             groups.append(r.group)
     group_split: dict[str, str] = {}
-    for _cat, groups in sorted(by_cat.items()):
+    for _key, groups in sorted(by_cat.items()):
         ranked = sorted(groups, key=lambda g: _rank(g, split_seed))
         n = len(ranked)
         n_test = min(n - 1, math.ceil(n * test_frac)) if n > 1 and test_frac > 0 else 0
@@ -424,7 +427,8 @@ def write_index(out: Path, settings: BuildSettings, cat: sources.Catalogue, spli
         "categories": dict(sorted(categories.items())),
         "recordings": [{"id": r.id, "package": r.package, "version": r.version, "path_in_package": r.path_in_package,
                         "category": r.category, "kind": r.kind, "split": split_of[r.id], "duration": r.duration,
-                        "onset": r.onset, "sha256": r.sha256, "licence": r.licence, "copyright": r.copyright,
+                        "sample_rate": r.sample_rate, "full_band": r.full_band, "onset": r.onset,
+                        "sha256": r.sha256, "group": r.group, "licence": r.licence, "copyright": r.copyright,
                         "used_in_clips": use_count.get(r.id, 0)} for r in cat.recordings],
         "art": [{"id": a.id, "role": a.role, "path_in_package": a.path_in_package, "licence": a.licence,
                  "used_in_clips": use_count.get(a.id, 0)} for a in cat.art],
@@ -457,7 +461,7 @@ def write_index(out: Path, settings: BuildSettings, cat: sources.Catalogue, spli
              "This dataset was generated by `python -m training.datasets.foley_real`. Its clips contain (and are "
              "derived from) the following third-party files; `attribution.csv` lists every file with its path in "
              "its package. The clips are adaptations of these works and carry the same licence terms (share-alike "
-             "where the source is CC BY-SA).", ""]
+             "where the source is CC BY-SA or GPL).", ""]
     for pkg, lic, cop, attr in licences:
         n_files = sum(1 for row in rows.values() if row["package"] == pkg and row["licence"] == lic)
         lines.append(f"- **{pkg}**: {n_files} files, licence {lic}, copyright {cop}. Credit: {attr}")
@@ -471,20 +475,51 @@ def write_index(out: Path, settings: BuildSettings, cat: sources.Catalogue, spli
 
 
 # ---- command line --------------------------------------------------------------------------------------------
-def _summary(cat: sources.Catalogue, split_of: dict[str, str]) -> str:
-    lines = [f"{'category':18s} {'kind':9s} train  val test"]
+def summary(cat: sources.Catalogue, split_of: dict[str, str], settings: BuildSettings | None = None,
+            skipped: bool = True) -> str:
+    """The catalogue as Markdown tables: recordings per category (by split and by package), per package (minutes,
+    full-band share, licences), the clips per split of a build with `settings`, then the skipped files."""
+    pkgs = [p for p in sources.SOURCES if any(r.package == p for r in cat.recordings)]
+    key = {p: sources.SOURCES[p].key for p in pkgs}
     by: dict[str, dict[str, int]] = {}
     kinds: dict[str, str] = {}
     for r in cat.recordings:
-        by.setdefault(r.category, dict.fromkeys(SPLITS, 0))[split_of[r.id]] += 1
+        row = by.setdefault(r.category, {**dict.fromkeys(SPLITS, 0), **dict.fromkeys(pkgs, 0)})
+        row[split_of[r.id]] += 1
+        row[r.package] += 1
         kinds[r.category] = r.kind
-    for c in sorted(by):
-        lines.append(f"{c:18s} {kinds[c]:9s} {by[c]['train']:5d} {by[c]['val']:4d} {by[c]['test']:4d}")
+    head = ["category", "kind", "train", "val", "test", *(key[p] for p in pkgs)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in sorted(by, key=lambda c: (kinds[c], c)):
+        cells = [c, kinds[c], *(str(by[c][s]) for s in SPLITS), *(str(by[c][p]) if by[c][p] else "" for p in pkgs)]
+        lines.append("| " + " | ".join(cells) + " |")
+    tot = {s: sum(1 for r in cat.recordings if split_of[r.id] == s) for s in SPLITS}
+    lines.append("| **all** | | " + " | ".join(str(tot[s]) for s in SPLITS) + " | "
+                 + " | ".join(str(sum(1 for r in cat.recordings if r.package == p)) for p in pkgs) + " |")
+    lines += ["", f"{len(by)} categories ({sum(1 for k in kinds.values() if k == 'event')} event, "
+              f"{sum(1 for k in kinds.values() if k == 'ambience')} ambience), {len(cat.recordings)} recordings.", "",
+              "| package | version | recordings | minutes | categories | full band (>= 44.1 kHz) | licences |",
+              "|---|---|---|---|---|---|---|"]
+    versions = {m["package"]: m.get("version", "?") for m in cat.packages}
+    for p in pkgs:
+        recs = [r for r in cat.recordings if r.package == p]
+        lic: dict[str, int] = {}
+        for r in recs:
+            lic[r.licence] = lic.get(r.licence, 0) + 1
+        lic_s = ", ".join(f"{k} ({v})" for k, v in sorted(lic.items(), key=lambda kv: -kv[1]))
+        lines.append(f"| {p} | {versions.get(p, '?')} | {len(recs)} | {sum(r.duration for r in recs) / 60:.1f} | "
+                     f"{len({r.category for r in recs})} | {sum(r.full_band for r in recs)} | {lic_s} |")
     roles: dict[str, int] = {}
     for a in cat.art:
         roles[a.role] = roles.get(a.role, 0) + 1
+    lines.append("")
+    if settings is not None:
+        cs = clip_splits(settings)
+        lines.append(f"clips of a {settings.num_clips}-clip build: "
+                     + ", ".join(f"{s} {cs.count(s)}" for s in SPLITS))
     lines.append(f"art: {len(cat.art)} files in {len(roles)} roles; skipped: {len(cat.skipped)} files")
-    lines += [f"  skipped {s['file']}: {s['reason']}" for s in cat.skipped]
+    if skipped:
+        lines += [f"  skipped {s['file']}: {s['reason']}" for s in cat.skipped]
     return "\n".join(lines)
 
 
@@ -497,8 +532,10 @@ def main(argv: list[str] | None = None) -> int:
         q.add_argument("--cache", type=Path, default=None,
                        help=f"download/extract cache (default {sources.default_cache_dir()}; $MDSGEN_FOLEY_CACHE)")
         q.add_argument("--offline", action="store_true", help="never call apt-get; use the cache as it is")
-        q.add_argument("--package", action="append", choices=sorted(sources.SOURCES), default=None,
-                       help="source package (repeatable; default: all)")
+        q.add_argument("--packages", type=lambda v: [x for x in v.split(",") if x.strip()], default=None,
+                       help="comma-separated source packages by short or package name (default: all of "
+                            f"{','.join(s.key for s in sources.SOURCES.values())})")
+        q.add_argument("--package", action="append", default=None, help=argparse.SUPPRESS)  # older spelling
         q.add_argument("--split-seed", type=int, default=d.split_seed)
         q.add_argument("--val-frac", type=float, default=d.val_frac)
         q.add_argument("--test-frac", type=float, default=d.test_frac)
@@ -518,9 +555,13 @@ def main(argv: list[str] | None = None) -> int:
     common(b)
     f = sub.add_parser("fetch", help="download, extract and catalogue the source packages, then print a summary")
     common(f)
-    i = sub.add_parser("info", help="print the catalogue (categories per split, skipped files)")
+    i = sub.add_parser("info", help="print the catalogue: recordings per category, split and package, licences, "
+                                    "skipped files")
+    i.add_argument("--num-clips", type=int, default=d.num_clips, help="show the clips per split of this build")
+    i.add_argument("--no-skipped", action="store_true", help="leave out the list of skipped files")
     common(i)
     args = p.parse_args(argv)
+    packages = [*(args.packages or []), *(args.package or [])] or None
 
     def log(msg: str) -> None:
         print(msg, flush=True)
@@ -535,12 +576,15 @@ def main(argv: list[str] | None = None) -> int:
                                      test_frac=args.test_frac, split_seed=args.split_seed, crf=args.crf,
                                      ambience_prob=args.ambience_prob)
             build(args.out, settings, cache_dir=args.cache, workers=args.workers, download=not args.offline,
-                  overwrite=args.overwrite, packages=args.package, log=log)
+                  overwrite=args.overwrite, packages=packages, log=log)
             return 0
         cache = args.cache or sources.default_cache_dir()
-        cat = sources.prepare(cache, args.package, download=(args.cmd == "fetch" and not args.offline), log=log)
+        cat = sources.prepare(cache, packages, download=(args.cmd == "fetch" and not args.offline), log=log)
         check_files(cat, cache / "extracted")
-        print(_summary(cat, assign_splits(cat.recordings, args.val_frac, args.test_frac, args.split_seed)))
+        settings = BuildSettings(num_clips=getattr(args, "num_clips", d.num_clips), val_frac=args.val_frac,
+                                 test_frac=args.test_frac, split_seed=args.split_seed)
+        print(summary(cat, assign_splits(cat.recordings, args.val_frac, args.test_frac, args.split_seed), settings,
+                      skipped=not getattr(args, "no_skipped", False)))
         return 0
     except (sources.SourceError, FileExistsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

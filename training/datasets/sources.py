@@ -1,18 +1,25 @@
 """Source packages: download with `apt-get download`, extract only the Foley-relevant files, catalogue them.
 
 Nothing is installed into the system. A package's .deb goes to `<cache>/debs/`; the files the rules below select
-are extracted to `<cache>/extracted/<package>/` at their path inside the package (members of an archive that the
-package ships, such as 0 A.D.'s `public.zip`, at their path inside that archive), together with the package's
-`debian/copyright` at `usr/share/doc/<package>/copyright` and a marker `EXTRACTED.json`. The extraction streams:
-`dpkg-deb --fsys-tarfile` is read as a tar stream and the (stored or deflated) zip inside it member by member,
-so the 3.3 GB `public.zip` never lands on disk; only the ~300 MB that the rules select does.
+are extracted to `<cache>/extracted/<package>/` together with the package's `debian/copyright` at
+`usr/share/doc/<package>/copyright` and a marker `EXTRACTED.json`. Plain files land at their path inside the
+package; members of a container the package ships land under the container's path: 0 A.D.'s `public.zip` (the
+package's `archive`: its members at their path inside it), OpenArena's `pak0.pk3` (a zip) and OpenTTD's
+`opensfx.cat` (`read_cat`, a table of RIFF entries that carry their own title, credit and licence) as
+`<container path>/<member>`. The extraction streams: `dpkg-deb --fsys-tarfile` is read as a tar stream and the
+(stored or deflated) zip inside it member by member, so the 3.3 GB `public.zip` never lands on disk; only what
+the rules select does. Per-file facts that only the container knows (OpenSFX's licence per entry) are kept in
+`FILES.json` beside the marker.
 
-`scan` turns an extracted folder into a `Catalogue`: every selected recording with its category, length, onset
-and licence (from the DEP-5 `debian/copyright`: the last `Files:` stanza that matches wins), every art file by
+`scan` turns an extracted folder into a `Catalogue`: every selected recording with its category, length, onset,
+sample rate (`full_band`: 44.1 kHz or more, what the 48 kHz bandwidth extension may train on) and licence (from
+the DEP-5 `debian/copyright`: the last `Files:` stanza that matches wins; a container's own per-file licence where
+it has one; the package's stated licence where its debian/copyright is not machine-readable), every art file by
 role, and every file that was skipped with the reason (undecodable, empty, silent, too short, a duplicate of
-another recording, or the same recording filed under two categories).
+another recording, or the same recording filed under two categories). `prepare` merges the packages' catalogues
+and drops a recording that duplicates one of an earlier package (`drop_cross_package_duplicates`).
 
-Recording ids are `<package>:<path>` with the path inside the package (archive members as `archive!/member`).
+Recording ids are `<package>:<path>` with the path inside the package (container members as `container!/member`).
 """
 
 from __future__ import annotations
@@ -37,8 +44,15 @@ import numpy as np
 
 MARKER = "EXTRACTED.json"
 SCAN_FILE = "catalogue.json"
+FILES_META = "FILES.json"  # per-file licence, credit and source group that a container (opensfx.cat) states
 # Bump when the scan's output or its checks change: cached catalogues of another version are rebuilt.
-CATALOGUE_VERSION = 3
+# 4: Recording.full_band, per-file licences from containers and stanza sources, fingerprints for cross-package
+# duplicates, the source group of derived recordings.
+CATALOGUE_VERSION = 4
+# The 48 kHz bandwidth extension needs recordings that hold the band above 8 kHz up to 22 kHz: 44.1 kHz or more.
+FULL_BAND_RATE = 44_100
+# Containers read whole into memory (a random-access zip) up to this size; bigger zips are streamed.
+MAX_IN_MEMORY_CONTAINER = 512 << 20
 # The onset convention (docs/dataset.md, `onset_index`): the first sample at -40 dB relative to the peak.
 ONSET_REL_DB = -40.0
 ONSET_FLOOR_FACTOR = 6.0  # ... or this many times the RMS of the recording's first 10 ms, if higher
@@ -80,8 +94,20 @@ class ArtRule:
 
 
 @dataclass(frozen=True)
+class Container:
+    """A file in the package whose members the rules address as `<path>/<member>` (ids: `<path>!/<member>`)."""
+
+    path: str  # path in the package
+    format: str  # "zip" (also .pk3) | "cat" (OpenTTD's sound container, `read_cat`)
+
+
+@dataclass(frozen=True)
 class PackageSource:
-    """A Debian package and the rules that pick its Foley recordings and matching art."""
+    """A Debian package and the rules that pick its Foley recordings and matching art.
+
+    The rules' patterns match a file's path in the extracted folder: its path inside `archive` when the package
+    has one (0 A.D.), else its path in the package, a container's members as `<container path>/<member>`.
+    """
 
     package: str
     archive: str | None  # path in the package of a zip whose members the rules address (None: the package itself)
@@ -90,12 +116,23 @@ class PackageSource:
     extra: tuple[str, ...] = ()  # further members to keep (licence texts), fnmatch patterns
     homepage: str = ""
     attribution: str = ""  # how to credit the package's files
+    name: str = ""  # the short name the command line takes (`--packages 0ad,openarena`); default the package
+    containers: tuple[Container, ...] = ()
+    # (installed prefix, prefix in debian/copyright): a package whose copyright names its upstream paths
+    copyright_aliases: tuple[tuple[str, str], ...] = ()
+    # (licence, copyright) where debian/copyright has no machine-readable Files stanzas (what its text states)
+    licence_fallback: tuple[str, str] | None = None
+
+    @property
+    def key(self) -> str:
+        return self.name or self.package
 
     def rules_digest(self) -> str:
-        blob = json.dumps(
-            [self.package, self.archive, [asdict(r) for r in self.audio], [asdict(r) for r in self.art], self.extra],
-            sort_keys=True,
-        )
+        parts: list[Any] = [self.package, self.archive, [asdict(r) for r in self.audio],
+                            [asdict(r) for r in self.art], self.extra]
+        if self.containers:
+            parts.append([asdict(c) for c in self.containers])
+        blob = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def wanted(self, member: str) -> bool:
@@ -106,6 +143,15 @@ class PackageSource:
             or any(fnmatch.fnmatchcase(member, p) for p in self.extra)
         )
 
+    def package_path(self, rel: str) -> str:
+        """The path in the package of an extracted file (archive and container members as `container!/member`)."""
+        if self.archive:
+            return f"{self.archive}!/{rel}"
+        for c in self.containers:
+            if rel.startswith(c.path + "/"):
+                return f"{c.path}!/{rel[len(c.path) + 1:]}"
+        return rel
+
 
 _A = "audio/"
 _T = r"art/textures/terrain/types/"
@@ -115,6 +161,7 @@ _DDS = r"\.(?:png|dds)\.cached\.dds"
 
 ZERO_AD = PackageSource(
     package="0ad-data",
+    name="0ad",
     archive="usr/share/games/0ad/mods/public/public.zip",
     homepage="https://play0ad.com/",
     attribution="0 A.D. by Wildfire Games (https://www.wildfiregames.com/), CC BY-SA 3.0 "
@@ -170,6 +217,10 @@ ZERO_AD = PackageSource(
         ArtRule("ground:snow", _T + r"(?:alpine_arctic/snow_0[12]|polar_snow_[ab]|alpine_snow_[ab]|snow_0[12]"
                 r"|snow_new|snow)" + _DDS),
         ArtRule("ground:wood", _T + r"bridge_wood_[abc]" + _DDS),
+        ArtRule("ground:stone", _T + r"(?:(?:aegean_anatolia|india)/paving_0[12]|alpine_arctic/paving_stones_0[12]"
+                r"|temperate/paving_00[123]|sahara/paving_stones_0[01]|nubia/paving_stones_01|medit_city_pavement"
+                r"|medit_city_tile(?:_02)?|road_roman|desert_city_tile)" + _DDS),
+        ArtRule("ground:water", _T + r"water_[123]" + _DDS),  # shallow water to wade through
         ArtRule("ground:dirt", _T + r"(?:dirt_brown_[a-e]|medit_dirt(?:_[a-e])?|temp_dirt_a|steppe_dirt_[ab]"
                 r"|(?:aegean_anatolia|india|nubia|sahara)/dirt_0[1-4])" + _DDS),
         ArtRule("material:wood", r"art/textures/(?:skins/gaia/log_[ab]|skins/structural/wrld_wood"
@@ -193,6 +244,7 @@ ZERO_AD = PackageSource(
         ArtRule("portrait:sheep", _P + r"fauna_sheep" + _DDS),
         ArtRule("portrait:lion", _P + r"fauna_lion" + _DDS),
         ArtRule("portrait:camel", _P + r"fauna_camel(?:_arabian)?" + _DDS),
+        ArtRule("portrait:wolf", _P + r"fauna_(?:arctic_)?wolf" + _DDS),
         ArtRule("portrait:game", _P + r"fauna_(?:deer|gazelle)" + _DDS),
         ArtRule("particle:flame", r"art/textures/particles/flame" + _DDS),
         ArtRule("particle:smoke", r"art/textures/particles/smoke" + _DDS),
@@ -202,7 +254,134 @@ ZERO_AD = PackageSource(
     ),
 )
 
-SOURCES: dict[str, PackageSource] = {s.package: s for s in (ZERO_AD,)}
+# OpenArena (FPS): footsteps on metal, in water and on hard floors, fires and wind. GPL-2+ (`Files: *`).
+_OA_PAK = "usr/share/games/openarena/baseoa/pak0.pk3"
+_OA = re.escape(_OA_PAK) + "/sound/"
+OPENARENA = PackageSource(
+    package="openarena-data",
+    name="openarena",
+    archive=None,
+    containers=(Container(_OA_PAK, "zip"),),
+    homepage="https://openarena.ws/",
+    attribution="OpenArena by the OpenArena Team and contributors (https://openarena.ws/), GPL-2+",
+    extra=(_OA_PAK + "/CREDITS", _OA_PAK + "/COPYING"),
+    audio=(
+        AudioRule("footstep_metal", _OA + r"player/footsteps/clank\d\.wav"),
+        AudioRule("footstep_water", _OA + r"player/footsteps/splash\d\.wav"),
+        AudioRule("footstep_stone", _OA + r"player/footsteps/(?:step|boot)\d\.wav"),  # boots on a hard floor
+        AudioRule("fire", _OA + r"world/(?:fire[12]|firesoft)\.wav", kind="ambience"),
+        AudioRule("wind", _OA + r"world/wind[12]\.wav", kind="ambience"),
+    ),
+    art=(),
+)
+
+# Battle for Wesnoth: weapons swung through the air (the *-miss sounds are whooshes), wolves, a camp fire.
+# Its debian/copyright is not machine-readable; it states GPL-2+ for the whole package.
+_WS = r"usr/share/games/wesnoth/1\.16/data/core/sounds/"
+WESNOTH = PackageSource(
+    package="wesnoth-1.16-data",
+    name="wesnoth",
+    archive=None,
+    homepage="https://www.wesnoth.org/",
+    attribution="Battle for Wesnoth by David White and the Wesnoth contributors (https://www.wesnoth.org/), GPL-2+",
+    licence_fallback=("GPL-2+", "2003-2009 David White and the Battle for Wesnoth contributors"),
+    audio=(
+        AudioRule("swing_whoosh", _WS + r"(?:miss-[123]|(?P<action>dagger|staff|mace|club|spear)-(?:swish|miss))"
+                  r"\.(?:wav|ogg)"),
+        AudioRule("animal_wolf", _WS + r"wolf-growl-\d\.ogg"),
+        AudioRule("fire", _WS + r"ambient/campfire\.ogg", kind="ambience"),
+    ),
+    art=(),
+)
+
+# Sonic Pi's samples (freesound, mostly CC0; debian/copyright names them by their upstream path etc/samples/).
+_SP = r"usr/share/sonic-pi/samples/"
+SONIC_PI = PackageSource(
+    package="sonic-pi-samples",
+    name="sonic-pi",
+    archive=None,
+    homepage="https://sonic-pi.net/",
+    attribution="Sonic Pi samples (https://sonic-pi.net/), from freesound.org; credits per file",
+    copyright_aliases=(("usr/share/sonic-pi/samples/", "etc/samples/"),),
+    extra=("usr/share/sonic-pi/samples/README.md",),
+    audio=(
+        AudioRule("swing_whoosh", _SP + r"perc_swash\.flac"),
+    ),
+    art=(),
+)
+
+# OpenSFX, OpenTTD's base sounds: one .cat container whose entries state title, credit and licence (CC0, CC-BY,
+# CC-BY-SA); animals, wind. Entries are extracted as osfx_NN_<title>.wav.
+_OS_CAT = "usr/share/games/openttd/baseset/opensfx/opensfx.cat"
+_OS = re.escape(_OS_CAT) + "/osfx_"
+OPENSFX = PackageSource(
+    package="openttd-opensfx",
+    name="opensfx",
+    archive=None,
+    containers=(Container(_OS_CAT, "cat"),),
+    homepage="https://github.com/OpenTTD/OpenSFX",
+    attribution="OpenSFX, the OpenTTD base sound set (https://github.com/OpenTTD/OpenSFX); the collection is "
+    "CC BY-SA 3.0, each sound's own licence and credit as recorded",
+    extra=("usr/share/games/openttd/baseset/opensfx/license.txt",),
+    audio=(
+        AudioRule("animal_sheep", _OS + r"\d+_sheep\.wav"),
+        AudioRule("animal_cattle", _OS + r"\d+_cow\.wav"),
+        AudioRule("animal_horse", _OS + r"\d+_horse\.wav"),
+        AudioRule("animal_lion", _OS + r"\d+_tropical_lion_roar\.wav"),
+        AudioRule("wind", _OS + r"\d+_(?:heavy_)?wind\.wav", kind="ambience"),
+    ),
+    art=(),
+)
+
+# MegaGlest (RTS): an anvil, chopping and mining, farm and wild animals, rain and wind. CC-BY-SA-3.0 (`Files: *`).
+# Spoken lines (`*_ack*`, `*_select*` of people) are not taken; the cows' and pigs' ack/select are their calls.
+_MG = r"usr/share/games/megaglest/"
+_MGC = _MG + r"techs/megapack/commondata/sounds/"
+_MGF = _MG + r"techs/megapack/factions/\w+/units/"
+_MGT = _MG + r"tilesets/\w+/sounds/"
+MEGAGLEST = PackageSource(
+    package="megaglest-data",
+    name="megaglest",
+    archive=None,
+    homepage="https://megaglest.org/",
+    attribution="MegaGlest by The Glest Team and the MegaGlest team (https://megaglest.org/), CC BY-SA 3.0 "
+    "(https://creativecommons.org/licenses/by-sa/3.0/)",
+    audio=(
+        AudioRule("hammer_metal", _MGC + r"anvil\d\.wav"),
+        AudioRule("axe_tree", _MGC + r"worker_harvest_wood\d\.wav"),
+        AudioRule("pick_stone", _MGC + r"worker_mine\d\.wav"),
+        AudioRule("animal_cattle", r"(?:" + _MGC + r"cow_(?:ack|select|die)\d|" + _MGT + r"mudchute_cow_\d)"
+                  r"\.(?:wav|ogg)"),
+        AudioRule("animal_pig", r"(?:" + _MGC + r"pig_(?:ack|select|die)\d|" + _MGF + r"wild_sow/sounds/"
+                  r"pig_attack\d)\.wav"),
+        AudioRule("animal_sheep", _MGF + r"sheep/sounds/sheep(?:_die)?\d+\.wav"),
+        AudioRule("animal_chicken", r"(?:" + _MGF + r"chicken/sounds/chicken_(?:die|standing)\d|" + _MGT
+                  + r"(?:chicken|rooster))\.(?:wav|ogg)"),
+        AudioRule("animal_elephant", _MGF + r"elephant/sounds/ele(?:attack)?\d\.wav"),
+        AudioRule("animal_wolf", _MGT + r"wolf\.wav"),
+        AudioRule("rain", _MGT + r"rain\.(?:ogg|wav)", kind="ambience"),
+        AudioRule("wind", _MGT + r"wind\.ogg", kind="ambience"),
+    ),
+    art=(),
+)
+
+SOURCES: dict[str, PackageSource] = {
+    s.package: s for s in (ZERO_AD, OPENARENA, WESNOTH, SONIC_PI, OPENSFX, MEGAGLEST)
+}
+
+
+def resolve_packages(names: list[str] | None) -> list[str]:
+    """Package names for short names or package names (`0ad`, `openarena-data`, ...); None or [] = all."""
+    if not names:
+        return list(SOURCES)
+    by_key = {s.key: s.package for s in SOURCES.values()} | {p: p for p in SOURCES}
+    out: list[str] = []
+    for n in names:
+        if n.strip() not in by_key:
+            raise ValueError(f"unknown package {n!r}: choose from {', '.join(s.key for s in SOURCES.values())}")
+        if by_key[n.strip()] not in out:
+            out.append(by_key[n.strip()])
+    return [p for p in SOURCES if p in out]  # catalogue order: earlier packages win duplicates
 
 
 # ---- licences (DEP-5 debian/copyright) -----------------------------------------------------------------------
@@ -211,10 +390,11 @@ class CopyrightStanza:
     files: tuple[str, ...]
     copyright: str
     licence: str
+    source: str = ""  # a stanza's own Source (sonic-pi-samples names each file's freesound page)
 
 
 def parse_copyright(text: str) -> list[CopyrightStanza]:
-    """The `Files:` stanzas of a machine-readable debian/copyright, in file order."""
+    """The `Files:` stanzas of a machine-readable debian/copyright, in file order ([] for a free-form one)."""
     stanzas: list[CopyrightStanza] = []
     for block in re.split(r"\n\s*\n", text):
         fields: dict[str, str] = {}
@@ -231,17 +411,123 @@ def parse_copyright(text: str) -> list[CopyrightStanza]:
                 files=tuple(fields["files"].split()),
                 copyright=" / ".join(s for s in fields.get("copyright", "").splitlines() if s),
                 licence=fields.get("license", "").splitlines()[0].strip() if fields.get("license") else "",
+                source=" ".join(fields.get("source", "").split()),
             ))
     return stanzas
 
 
 def licence_for(stanzas: list[CopyrightStanza], *paths: str) -> tuple[str, str]:
-    """(licence, copyright) of the last stanza whose Files pattern matches any of `paths` (DEP-5 rule)."""
+    """(licence, copyright) of the last stanza whose Files pattern matches any of `paths` (DEP-5 rule); a stanza's
+    Source is appended to its copyright."""
     found = ("unknown", "unknown")
     for st in stanzas:
         if any(fnmatch.fnmatchcase(p, pat) for pat in st.files for p in paths):
-            found = (st.licence or "unknown", st.copyright or "unknown")
+            cop = st.copyright or "unknown"
+            found = (st.licence or "unknown", f"{cop} ({st.source})" if st.source else cop)
     return found
+
+
+def copyright_paths(source: PackageSource, rel: str) -> list[str]:
+    """The paths under which debian/copyright may name an extracted file: its local path, its path in the package
+    (container members as `container!/member`, and the container itself) and the package's upstream aliases."""
+    pkg = source.package_path(rel)
+    paths = [rel, pkg]
+    if "!/" in pkg:
+        paths.append(pkg.split("!/", 1)[0])
+    for installed, upstream in source.copyright_aliases:
+        paths += [upstream + p[len(installed):] for p in list(paths) if p.startswith(installed)]
+    return paths
+
+
+# ---- OpenTTD's .cat sound container --------------------------------------------------------------------------
+@dataclass
+class CatEntry:
+    """One sound of an OpenTTD .cat: its index, the source file name it was built from, its description (title,
+    credit, licence), and its RIFF WAV bytes."""
+
+    index: int
+    filename: str  # e.g. "osfx_36.wav" (from the entry's trailer), or "entry_36.wav"
+    description: str
+    data: bytes
+
+    @property
+    def title(self) -> str:
+        m = re.match(r'\s*"([^"]*)"', self.description)
+        return m.group(1) if m else self.description.split(".")[0]
+
+    @property
+    def licence(self) -> str:
+        return spdx_licence(self.description)
+
+    @property
+    def credit(self) -> str:
+        """What the description says about authors: 'Original "x.wav" by "A". Edited by "B".'"""
+        d = re.sub(r'^\s*"[^"]*"\.?\s*', "", self.description)
+        return re.split(r"\s*Licen[cs]e:", d)[0].strip().rstrip(".") or "unknown"
+
+    @property
+    def originals(self) -> list[str]:
+        """The source recordings it was edited from (entries made from one original share a split)."""
+        return re.findall(r'[Oo]rig(?:i)?nal\s+"([^"]+)"', self.description)
+
+    @property
+    def local_name(self) -> str:
+        stem = Path(self.filename).stem
+        slug = re.sub(r"[^a-z0-9]+", "_", self.title.lower()).strip("_")[:48] or "untitled"
+        return f"{stem}_{slug}.wav"
+
+
+_LICENCE_NAMES = (
+    (r"Creative Commons Zero 1\.0|CC0", "CC0-1.0"),
+    (r"Creative Commons Attribution-ShareAlike 3\.0|CC[- ]BY-SA[- ]3\.0", "CC-BY-SA-3.0"),
+    (r"Creative Commons Attribution 3\.0|CC[- ]BY[- ]3\.0", "CC-BY-3.0"),
+    (r"Public Domain", "public-domain"),
+)
+
+
+def spdx_licence(description: str) -> str:
+    """The licence a description states after `License:` as an SPDX-style name ("unknown" if none is stated)."""
+    m = re.search(r"Licen[cs]e:\s*(.*)", description)
+    if not m:
+        return "unknown"
+    text = m.group(1)
+    for pat, name in _LICENCE_NAMES:
+        if re.search(pat, text):
+            return name
+    return text.strip().rstrip(".") or "unknown"
+
+
+def read_cat(data: bytes) -> list[CatEntry]:
+    """The entries of an OpenTTD sound container (.cat).
+
+    Layout: a table of (uint32 offset, uint32 size) pairs, little-endian, the first offset also being the table's
+    length; bit 31 of an offset marks the "new" format, whose entries are a length-prefixed, NUL-terminated
+    description ('"Title". Original "x.wav" by "A". License: ...'), then `size` bytes of RIFF WAV, then a trailer
+    (a zero byte and a length-prefixed name of the source file, e.g. src/wav/osfx_36.wav).
+    """
+    if len(data) < 8:
+        raise SourceError("the .cat is too short for its offset table")
+    first = struct.unpack_from("<I", data, 0)[0] & 0x7FFFFFFF
+    if first % 8 or first < 8 or first > len(data):
+        raise SourceError(f"the .cat's offset table is malformed (first offset {first})")
+    n = first // 8
+    table = [struct.unpack_from("<II", data, 8 * i) for i in range(n)]
+    entries = []
+    for i, (raw_off, size) in enumerate(table):
+        off = raw_off & 0x7FFFFFFF
+        if off >= len(data):
+            raise SourceError(f".cat entry {i}: offset {off} is past the end")
+        nlen = data[off]
+        desc = data[off + 1 : off + 1 + nlen].split(b"\0")[0].decode("latin-1").strip()
+        start = off + 1 + nlen
+        end = start + size
+        if end > len(data) or data[start : start + 4] != b"RIFF":
+            raise SourceError(f".cat entry {i} ({desc[:40]!r}): no RIFF data at {start}")
+        nxt = (table[i + 1][0] & 0x7FFFFFFF) if i + 1 < n else len(data)
+        m = re.search(rb"([\w./-]+\.wav)", data[end : max(end, nxt)])
+        filename = Path(m.group(1).decode("latin-1")).name if m else f"entry_{i:02d}.wav"
+        entries.append(CatEntry(i, filename, desc, data[start:end]))
+    return entries
 
 
 # ---- download and extraction ---------------------------------------------------------------------------------
@@ -345,11 +631,46 @@ def _write_member(root: Path, rel: str, data: bytes) -> None:
     dest.write_bytes(data)
 
 
+def iter_container(container: Container, fh: IO[bytes], size: int, want) -> Iterator[tuple[str, bytes, dict]]:
+    """(local path, data, per-file facts) of the members of a container in a package that `want(local path)`
+    accepts; local paths are `<container path>/<member>`. A zip up to MAX_IN_MEMORY_CONTAINER is read whole and
+    opened with zipfile (central directory, CRC-checked), a bigger one streamed; a .cat gives its entries as
+    `osfx_NN_<title>.wav` with their licence, credit and originals."""
+    import io
+    import zipfile
+
+    prefix = container.path + "/"
+    if container.format == "zip":
+        if size > MAX_IN_MEMORY_CONTAINER:
+            for name, data in iter_zip_stream(fh, lambda n: want(prefix + n)):
+                yield prefix + name, data, {}
+            return
+        try:
+            with zipfile.ZipFile(io.BytesIO(fh.read())) as z:
+                for info in z.infolist():
+                    if not info.is_dir() and want(prefix + info.filename):
+                        yield prefix + info.filename, z.read(info), {}
+        except (zipfile.BadZipFile, zlib.error) as err:
+            raise SourceError(f"{container.path} is not a readable zip: {err}") from err
+    elif container.format == "cat":
+        for e in read_cat(fh.read()):
+            rel = prefix + e.local_name
+            if want(rel):
+                facts = {"title": e.title, "licence": e.licence, "copyright": e.credit,
+                         "description": e.description}
+                if e.originals:
+                    facts["group"] = "original:" + e.originals[0]
+                yield rel, e.data, facts
+    else:
+        raise SourceError(f"{container.path}: unknown container format {container.format!r}")
+
+
 def extract_package(source: PackageSource, deb: Path, extracted_root: Path) -> Path:
     """Extract what `source`'s rules select from `deb` into `extracted_root/<package>`; returns that folder.
 
-    Streams `dpkg-deb --fsys-tarfile`; an archive inside the package (`source.archive`) is read as a zip stream.
-    Writes `EXTRACTED.json` last, so an interrupted extraction is redone.
+    Streams `dpkg-deb --fsys-tarfile`; an archive inside the package (`source.archive`) is read as a zip stream,
+    the package's containers by `iter_container`. Writes `EXTRACTED.json` last, so an interrupted extraction is
+    redone.
     """
     dest = extracted_root / source.package
     if dest.exists():
@@ -358,8 +679,17 @@ def extract_package(source: PackageSource, deb: Path, extracted_root: Path) -> P
     copyright_path = f"usr/share/doc/{source.package}/copyright"
     counts = {"files": 0, "bytes": 0}
     found_archive = False
+    containers = {c.path: c for c in source.containers}
+    found_containers: set[str] = set()
+    facts: dict[str, dict] = {}
     proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None
+
+    def keep(rel: str, data: bytes) -> None:
+        _write_member(dest, rel, data)
+        counts["files"] += 1
+        counts["bytes"] += len(data)
+
     try:
         with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
             for member in tar:
@@ -375,16 +705,19 @@ def extract_package(source: PackageSource, deb: Path, extracted_root: Path) -> P
                     fh = tar.extractfile(member)
                     assert fh is not None
                     for name, data in iter_zip_stream(fh, source.wanted):
-                        _write_member(dest, name, data)
-                        counts["files"] += 1
-                        counts["bytes"] += len(data)
+                        keep(name, data)
+                elif path in containers:
+                    found_containers.add(path)
+                    fh = tar.extractfile(member)
+                    assert fh is not None
+                    for rel, data, fact in iter_container(containers[path], fh, member.size, source.wanted):
+                        keep(rel, data)
+                        if fact:
+                            facts[rel] = fact
                 elif source.archive is None and source.wanted(path):
                     fh = tar.extractfile(member)
                     assert fh is not None
-                    data = fh.read()
-                    _write_member(dest, path, data)
-                    counts["files"] += 1
-                    counts["bytes"] += len(data)
+                    keep(path, fh.read())
     finally:
         with contextlib.suppress(Exception):
             proc.stdout.close()
@@ -394,6 +727,11 @@ def extract_package(source: PackageSource, deb: Path, extracted_root: Path) -> P
         raise SourceError(f"dpkg-deb could not read {deb.name}: {err.strip()[-300:]}; delete it and download again")
     if source.archive is not None and not found_archive:
         raise SourceError(f"{deb.name} holds no {source.archive}: is it the right package version?")
+    missing = sorted(set(containers) - found_containers)
+    if missing:
+        raise SourceError(f"{deb.name} holds no {', '.join(missing)}: is it the right package version?")
+    if facts:
+        (dest / FILES_META).write_text(json.dumps(facts, indent=1, sort_keys=True))
     marker = {
         "package": source.package,
         "version": deb_field(deb, "Version"),
@@ -403,6 +741,8 @@ def extract_package(source: PackageSource, deb: Path, extracted_root: Path) -> P
         "rules_digest": source.rules_digest(),
         **counts,
     }
+    if source.containers:
+        marker["containers"] = [c.path for c in source.containers]
     (dest / MARKER).write_text(json.dumps(marker, indent=1))
     return dest
 
@@ -426,10 +766,11 @@ class Recording:
     onset: float  # seconds, at the file's own rate (see ONSET_REL_DB)
     peak_db: float
     sha256: str
-    group: str  # recordings of one group are the same sound (exact or near duplicates); they share a split
+    group: str  # recordings of one group come from one source recording; they share a split
     licence: str
     copyright: str
     attribution: str
+    full_band: bool = False  # sample_rate >= FULL_BAND_RATE: usable as a 48 kHz bandwidth-extension target
 
 
 @dataclass
@@ -452,9 +793,11 @@ class Catalogue:
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"file", "reason"}
     packages: list[dict[str, Any]] = field(default_factory=list)  # the EXTRACTED.json markers
     licence_texts: list[str] = field(default_factory=list)  # local paths of licence files shipped with the data
+    # recording id -> {"pcm": sha256 of its 16-bit PCM, "env": its 10 ms envelope in dB}: duplicates across packages
+    fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, fingerprints: bool = False) -> dict[str, Any]:
+        out = {
             "version": CATALOGUE_VERSION,
             "recordings": [asdict(r) for r in self.recordings],
             "art": [asdict(a) for a in self.art],
@@ -462,6 +805,9 @@ class Catalogue:
             "packages": self.packages,
             "licence_texts": self.licence_texts,
         }
+        if fingerprints:
+            out["fingerprints"] = self.fingerprints
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Catalogue:
@@ -471,6 +817,7 @@ class Catalogue:
             skipped=list(d["skipped"]),
             packages=list(d["packages"]),
             licence_texts=list(d.get("licence_texts", [])),
+            fingerprints=dict(d.get("fingerprints", {})),
         )
 
     def merge(self, other: Catalogue) -> None:
@@ -479,6 +826,7 @@ class Catalogue:
         self.skipped += other.skipped
         self.packages += other.packages
         self.licence_texts += other.licence_texts
+        self.fingerprints.update(other.fingerprints)
 
     def categories(self) -> dict[str, list[Recording]]:
         out: dict[str, list[Recording]] = {}
@@ -528,13 +876,21 @@ def _near_duplicates(a: np.ndarray, b: np.ndarray) -> bool:
     n = min(len(a), len(b))
     if n < 5:
         return bool(n and np.allclose(a[:n], b[:n], atol=1.0))
-    ca, cb = a[:n] - a[:n].mean(), b[:n] - b[:n].mean()
+    a, b = a[:n], b[:n]
+    ca, cb = a - a.mean(), b - b.mean()
     den = float(np.sqrt((ca**2).sum() * (cb**2).sum()))
-    return den > 0 and float((ca * cb).sum()) / den > 0.995 and float(np.abs(a[:n] - b[:n]).mean()) < 1.5
-
-
-def _package_path(source: PackageSource, rel: str) -> str:
-    return f"{source.archive}!/{rel}" if source.archive else rel
+    if not (den > 0 and float((ca * cb).sum()) / den > 0.995):
+        return False
+    if float(np.abs(a - b).mean()) < 1.5:
+        return True
+    # the same recording at another gain (MegaGlest ships its winter wind twice, 5 dB apart): compare the frames
+    # within 40 dB of both peaks after removing the level difference. Only for 3 s or more: short impacts share
+    # their envelope's shape (a decay) too often for a gain-free match to mean the same recording.
+    loud = (a > a.max() - 40) & (b > b.max() - 40)
+    if n < 300 or loud.sum() < 100:
+        return False
+    d = a[loud] - b[loud]
+    return float(np.abs(d - np.median(d)).mean()) < 1.5
 
 
 def scan(source: PackageSource, pkg_dir: Path) -> Catalogue:
@@ -552,10 +908,20 @@ def scan(source: PackageSource, pkg_dir: Path) -> Catalogue:
         if any(fnmatch.fnmatchcase(rel, p) for p in source.extra):
             cat.licence_texts.append(f"{source.package}/{rel}")
 
+    meta_path = pkg_dir / FILES_META
+    meta: dict[str, dict[str, str]] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+
     def licence(rel: str) -> tuple[str, str]:
-        if not stanzas:
-            return ("unknown (no debian/copyright)", "unknown")
-        return licence_for(stanzas, rel, _package_path(source, rel), source.archive or rel)
+        own = meta.get(rel, {})
+        if own.get("licence"):  # the container states this file's licence (OpenSFX)
+            return own["licence"], own.get("copyright") or "unknown"
+        if stanzas:
+            return licence_for(stanzas, *copyright_paths(source, rel))
+        if copyright_file.exists() and source.licence_fallback is not None:
+            return source.licence_fallback  # a free-form debian/copyright: what it states for the package
+        if copyright_file.exists():
+            return ("unknown (debian/copyright is not machine-readable)", "unknown")
+        return ("unknown (no debian/copyright)", "unknown")
 
     # recordings: decode, check, measure
     measured: list[tuple[Recording, np.ndarray, str]] = []  # (recording, envelope, pcm hash)
@@ -564,7 +930,7 @@ def scan(source: PackageSource, pkg_dir: Path) -> Catalogue:
         if rule is None:
             continue
         path = pkg_dir / rel
-        ident = f"{source.package}:{_package_path(source, rel)}"
+        ident = f"{source.package}:{source.package_path(rel)}"
         try:
             data, sr = sf.read(str(path), dtype="float32", always_2d=True)
         except Exception as err:  # libsndfile raises several types for bad files
@@ -592,11 +958,12 @@ def scan(source: PackageSource, pkg_dir: Path) -> Catalogue:
         lic, cop = licence(rel)
         pcm = np.round(np.clip(x, -1, 1) * 32767).astype(np.int16)
         rec = Recording(
-            id=ident, package=source.package, version=version, path_in_package=_package_path(source, rel),
+            id=ident, package=source.package, version=version, path_in_package=source.package_path(rel),
             local=f"{source.package}/{rel}", category=rule.category, kind=rule.kind, action=action,
             sample_rate=int(sr), channels=int(data.shape[1]), duration=round(duration, 6),
             onset=round(onset_index(x, sr) / sr, 6), peak_db=round(peak_db, 2), sha256=sha256_file(path),
-            group=ident, licence=lic, copyright=cop, attribution=source.attribution,
+            group=f"{source.package}:{meta[rel]['group']}" if meta.get(rel, {}).get("group") else ident,
+            licence=lic, copyright=cop, attribution=source.attribution, full_band=int(sr) >= FULL_BAND_RATE,
         )
         measured.append((rec, _envelope(x, sr), hashlib.sha256(pcm.tobytes()).hexdigest()))
 
@@ -633,6 +1000,8 @@ def scan(source: PackageSource, pkg_dir: Path) -> Catalogue:
             continue
         keep = recs[0]
         cat.recordings.append(keep)
+        _, env, pcm_hash = next(m for m in measured if m[0] is keep)
+        cat.fingerprints[keep.id] = {"pcm": pcm_hash, "env": [round(float(v), 1) for v in env]}
         for r in recs[1:]:
             cat.skipped.append({"file": r.id, "reason": f"duplicate of {keep.id}"})
 
@@ -641,7 +1010,7 @@ def scan(source: PackageSource, pkg_dir: Path) -> Catalogue:
         roles = [r.role for r in source.art if re.fullmatch(r.pattern, rel)]
         if not roles:
             continue
-        ident = f"{source.package}:{_package_path(source, rel)}"
+        ident = f"{source.package}:{source.package_path(rel)}"
         try:
             with Image.open(pkg_dir / rel) as im:
                 if im.width < 4 or im.height < 4:
@@ -652,11 +1021,60 @@ def scan(source: PackageSource, pkg_dir: Path) -> Catalogue:
         lic, cop = licence(rel)
         for role in roles:  # one file may serve several roles (a log is wood and bark)
             cat.art.append(ArtFile(
-                id=ident, package=source.package, version=version, path_in_package=_package_path(source, rel),
+                id=ident, package=source.package, version=version, path_in_package=source.package_path(rel),
                 local=f"{source.package}/{rel}", role=role, licence=lic, copyright=cop,
                 attribution=source.attribution,
             ))
     return cat
+
+
+def drop_cross_package_duplicates(cat: Catalogue, order: list[str]) -> None:
+    """Skip every recording that is the same sound (same PCM, or a near-duplicate envelope, as within a package)
+    as a recording of an earlier package in `order`; the earlier one is kept, whatever its category. Recordings
+    without a fingerprint are kept."""
+    rank = {p: i for i, p in enumerate(order)}
+    recs = sorted((r for r in cat.recordings if r.id in cat.fingerprints),
+                  key=lambda r: (rank.get(r.package, len(rank)), r.id))
+    if len({r.package for r in recs}) < 2:
+        return
+    envs = {r.id: np.asarray(cat.fingerprints[r.id]["env"], np.float64) for r in recs}
+    by_len = sorted(recs, key=lambda r: len(envs[r.id]))
+    lengths = np.array([len(envs[r.id]) for r in by_len], np.int64)
+    first_by_pcm: dict[str, Recording] = {}
+    dropped: dict[str, tuple[Recording, Recording]] = {}
+    for r in recs:  # earlier packages first, so what a recording is compared with is already settled
+        first = first_by_pcm.setdefault(cat.fingerprints[r.id]["pcm"], r)
+        if first.package != r.package:
+            dropped[r.id] = (r, first)
+            continue
+        env = envs[r.id]
+        tol = max(2, int(0.02 * len(env)))
+        lo = int(np.searchsorted(lengths, len(env) - tol))
+        hi = int(np.searchsorted(lengths, len(env) + tol, side="right"))
+        for other in by_len[lo:hi]:
+            if (rank.get(other.package, len(rank)) < rank.get(r.package, len(rank)) and other.id not in dropped
+                    and _near_duplicates(envs[other.id], env)):
+                dropped[r.id] = (r, other)
+                break
+    if dropped:
+        cat.recordings = [r for r in cat.recordings if r.id not in dropped]
+        for r, first in dropped.values():
+            cat.skipped.append({"file": r.id, "reason": f"duplicate of {first.id} (in {first.package}, filed "
+                                                        f"as {first.category})"})
+
+
+def load_part(source: PackageSource, pkg_dir: Path, marker: dict[str, Any], log=print) -> Catalogue:
+    """The scan of one extracted package, from its cache (`catalogue.json`) when current, else scanned now."""
+    scan_path = pkg_dir / SCAN_FILE
+    if scan_path.exists():
+        saved = json.loads(scan_path.read_text())
+        if saved.get("version") == CATALOGUE_VERSION and saved.get("marker") == marker:
+            return Catalogue.from_json(saved["catalogue"])
+    log(f"scan: {pkg_dir} ...")
+    part = scan(source, pkg_dir)
+    scan_path.write_text(json.dumps({"version": CATALOGUE_VERSION, "marker": marker,
+                                     "catalogue": part.to_json(fingerprints=True)}))
+    return part
 
 
 def prepare(
@@ -666,14 +1084,24 @@ def prepare(
     download: bool = True,
     log=print,
 ) -> Catalogue:
-    """Download (if needed and allowed), extract (if needed) and scan (cached) every source package.
+    """Download (if needed and allowed), extract (if needed) and scan (cached) every source package (`packages`:
+    package or short names, default all), and merge them, dropping cross-package duplicates.
 
     Extraction is redone when the marker is missing or the rules changed; the scan is cached in
-    `extracted/<package>/catalogue.json` and redone when the marker or the catalogue version changed.
+    `extracted/<package>/catalogue.json` and redone when the marker or the catalogue version changed. With
+    downloads off and no `packages` named, the packages that are neither extracted nor downloaded are left out
+    (and said so); a named one that is missing is an error.
     """
     cat = Catalogue()
     extracted = cache_dir / "extracted"
-    for name in packages or list(SOURCES):
+    names = resolve_packages(packages)
+    if not packages and not download:
+        have = [n for n in names if (extracted / n / MARKER).exists() or find_deb(cache_dir / "debs", n)]
+        if have and len(have) < len(names):
+            log(f"offline: leaving out {', '.join(n for n in names if n not in have)} (not downloaded; run "
+                "`python -m training.datasets.foley_real fetch`)")
+            names = have
+    for name in names:
         source = SOURCES[name]
         pkg_dir = extracted / source.package
         marker_path = pkg_dir / MARKER
@@ -690,16 +1118,11 @@ def prepare(
             extract_package(source, deb, extracted)
             marker = json.loads(marker_path.read_text())
             log(f"extract: {marker['files']} files, {marker['bytes'] / 1e6:.0f} MB")
-        scan_path = pkg_dir / SCAN_FILE
-        part = None
-        if scan_path.exists():
-            saved = json.loads(scan_path.read_text())
-            if saved.get("version") == CATALOGUE_VERSION and saved.get("marker") == marker:
-                part = Catalogue.from_json(saved["catalogue"])
-        if part is None:
-            log(f"scan: {pkg_dir} ...")
-            part = scan(source, pkg_dir)
-            scan_path.write_text(json.dumps({"version": CATALOGUE_VERSION, "marker": marker,
-                                             "catalogue": part.to_json()}))
-        cat.merge(part)
+        cat.merge(load_part(source, pkg_dir, marker, log))
+    drop_cross_package_duplicates(cat, names)
     return cat
+
+
+def extracted_packages(cache_dir: Path) -> list[str]:
+    """The catalogue's packages that are extracted in `cache_dir` (in catalogue order)."""
+    return [p for p in SOURCES if (cache_dir / "extracted" / p / MARKER).exists()]
