@@ -429,12 +429,12 @@ def test_real_0ad_build(tmp_path, request):
 
 @pytest.mark.slow
 def test_real_other_packages(tmp_path, request):
-    """Downloads the five smaller packages (about 460 MB) unless cached and catalogues them. Only with `-m slow`."""
+    """Downloads the six other packages (about 850 MB) unless cached and catalogues them. Only with `-m slow`."""
     if "slow" not in (request.config.getoption("-m") or ""):
         pytest.skip("real download: run with -m slow")
     if shutil.which("apt-get") is None:
         pytest.skip("needs apt-get")
-    names = ["openarena", "wesnoth", "sonic-pi", "opensfx", "megaglest"]
+    names = ["openarena", "wesnoth", "sonic-pi", "opensfx", "megaglest", "widelands"]
     cat = sources.prepare(sources.default_cache_dir(), names, log=lambda m: None)
     by_pkg = {p: [r for r in cat.recordings if r.package == p] for p in sources.resolve_packages(names)}
     assert all(by_pkg.values()), {p: len(v) for p, v in by_pkg.items()}

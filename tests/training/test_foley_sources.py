@@ -26,8 +26,8 @@ from test_foley_real import _burst, _clips, _onset_in_mix, _portrait, _texture, 
 
 from training.datasets import foley_real, sources
 
-OA, WS, SP, OS, MG = (sources.SOURCES[p] for p in ("openarena-data", "wesnoth-1.16-data", "sonic-pi-samples",
-                                                  "openttd-opensfx", "megaglest-data"))
+OA, WS, SP, OS, MG, WL = (sources.SOURCES[p] for p in ("openarena-data", "wesnoth-1.16-data", "sonic-pi-samples",
+                                                      "openttd-opensfx", "megaglest-data", "widelands-data"))
 PAK = "usr/share/games/openarena/baseoa/pak0.pk3"
 CAT = "usr/share/games/openttd/baseset/opensfx/opensfx.cat"
 MGS = "usr/share/games/megaglest/techs/megapack/"
@@ -99,6 +99,11 @@ def _sound(seed: int, length: float = 0.3, sr: int = 44_100, tone: float | None 
     (MG, "usr/share/games/megaglest/tilesets/desert2/sounds/wolf.wav", "animal_wolf"),
     (MG, "usr/share/games/megaglest/tilesets/autumn/sounds/rooster.ogg", "animal_chicken"),
     (MG, "usr/share/games/megaglest/data/core/menu/sound/click_a.wav", None),
+    (WL, "usr/share/games/widelands/data/sound/farm/ox_01.ogg", "animal_cattle"),
+    (WL, "usr/share/games/widelands/data/sound/farm/sheep_02.ogg", "animal_sheep"),
+    (WL, "usr/share/games/widelands/data/sound/animals/wolf_00.ogg", "animal_wolf"),
+    (WL, "usr/share/games/widelands/data/sound/woodcutting/woodcutting.ogg", None),  # several chops in one file
+    (WL, "usr/share/games/widelands/data/music/intro.ogg", None),
 ])
 def test_rules_map_package_paths_to_categories(source, rel, category):
     assert _category(source, rel) == category

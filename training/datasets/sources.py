@@ -365,8 +365,26 @@ MEGAGLEST = PackageSource(
     art=(),
 )
 
+# Widelands: farm animals and wolves. Its work sounds (woodcutting, hammering, smiths, saws) are loops of several
+# strikes in one file, which a one-strike event cannot show; they are not taken. GPL-2+ (`Files: *`).
+_WL = r"usr/share/games/widelands/data/sound/"
+WIDELANDS = PackageSource(
+    package="widelands-data",
+    name="widelands",
+    archive=None,
+    homepage="https://www.widelands.org/",
+    attribution="Widelands by the Widelands Development Team (https://www.widelands.org/), GPL-2+",
+    audio=(
+        AudioRule("animal_cattle", _WL + r"farm/ox_\d\d\.ogg"),
+        AudioRule("animal_horse", _WL + r"farm/horse_\d\d\.ogg"),
+        AudioRule("animal_sheep", _WL + r"farm/sheep_\d\d\.ogg"),
+        AudioRule("animal_wolf", _WL + r"animals/wolf_\d\d\.ogg"),
+    ),
+    art=(),
+)
+
 SOURCES: dict[str, PackageSource] = {
-    s.package: s for s in (ZERO_AD, OPENARENA, WESNOTH, SONIC_PI, OPENSFX, MEGAGLEST)
+    s.package: s for s in (ZERO_AD, OPENARENA, WESNOTH, SONIC_PI, OPENSFX, MEGAGLEST, WIDELANDS)
 }
 
 
