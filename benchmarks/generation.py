@@ -677,7 +677,7 @@ def shipped_table(shipped: dict[str, Any]) -> list[str]:
 
 
 def write_doc(path: Path, block: str) -> None:
-    from engine.manifest import atomic_write_text
+    from engine.atomic import atomic_write_text
 
     text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n\n"
     if BEGIN in text and END in text:

@@ -9,6 +9,7 @@ Public API:
 
 from __future__ import annotations
 
+from engine.atomic import atomic_replace, atomic_write_bytes, atomic_write_text
 from engine.audio import measure_loudness, mel_spectrogram, normalize_loudness
 from engine.backends import BackendKind
 from engine.bwf import BextInfo, parse_timecode, read_bext, write_bwf
@@ -30,7 +31,7 @@ from engine.errors import (
 from engine.fill import FillResult, fill_video
 from engine.hits import MAX_HITS, check_hits, parse_hits_arg
 from engine.interchange import TIMELINE_SUFFIXES, StemClip, TimelineMarker, export_timeline, read_timeline
-from engine.manifest import ModelManifest, atomic_write_bytes, atomic_write_text, load_manifest
+from engine.manifest import ModelManifest, load_manifest
 from engine.media import (
     STILL_SUFFIXES,
     FrameBatch,
@@ -114,6 +115,7 @@ __all__ = [
     "VideoInfo",
     "VideoNotFoundError",
     "VideoReadError",
+    "atomic_replace",
     "atomic_write_bytes",
     "atomic_write_text",
     "check_hits",

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from engine.atomic import atomic_write_bytes
 from engine.errors import InvalidRequestError, VideoReadError
-from engine.manifest import atomic_write_bytes
 
 _BEXT_FIXED = struct.Struct("<256s32s32s10s8sIIH64shhhhh180s")  # 602 bytes
 assert _BEXT_FIXED.size == 602

@@ -33,8 +33,8 @@ def _video_arg(args: argparse.Namespace, folder: Path, segment_duration: float) 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from engine.atomic import atomic_write_text
     from engine.hits import parse_hits_arg
-    from engine.manifest import atomic_write_text
     from engine.media import mux_foley, mux_plan, write_wav
     from engine.pipeline import Progress, load_engine
 

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import soundfile as sf
 
+from engine.atomic import atomic_write_text
 from engine.bwf import parse_timecode, write_bwf
 from engine.errors import Cancelled, InvalidRequestError
-from engine.manifest import atomic_write_text
 from engine.media import probe_video, write_wav
 from engine.timeline import DEFAULT_FILL_OVERLAP_S, MixClip, clip_stems, fill_starts, render_mix
 

@@ -146,7 +146,7 @@ def write_timeline(path: str | os.PathLike[str], timeline) -> Path:
     if adapter == "otioz":
         otio.adapters.write_to_file(timeline, str(target), adapter_name=adapter)
         return target
-    from engine.manifest import atomic_write_text
+    from engine.atomic import atomic_write_text
 
     atomic_write_text(target, otio.adapters.write_to_string(timeline, adapter_name=adapter))
     return target

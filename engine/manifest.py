@@ -8,16 +8,15 @@ says what is wrong and what to do. No torch here: the ONNX runtime path reads bu
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import atomic_write_text
 from engine.errors import BundleError
 from engine.graphs import PRECISIONS, graph_for, graphs_for_components
 from engine.spec import DiffusionSchedule, SegmentSpec
@@ -97,38 +96,6 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write via a temp file in the same folder + fsync + rename, so a crash never leaves half a file."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """`atomic_write_text` for bytes: temp file beside the target, fsync, rename, fsync of the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename in `directory` durable (best effort: not every platform can open a folder)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def write_manifest(bundle_dir: str | os.PathLike[str], manifest: ModelManifest) -> Path:

@@ -22,7 +22,6 @@ import io
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -34,6 +33,7 @@ import av.error
 import numpy as np
 import soundfile as sf
 
+from engine.atomic import atomic_replace
 from engine.errors import (
     InvalidRequestError,
     MuxError,
@@ -43,7 +43,6 @@ from engine.errors import (
     VideoNotFoundError,
     VideoReadError,
 )
-from engine.manifest import fsync_dir
 from engine.spec import SegmentSpec
 
 if TYPE_CHECKING:
@@ -565,13 +564,6 @@ def _check_rate(sample_rate: int) -> int:
     return int(sample_rate)
 
 
-def _temp_beside(target: Path) -> Path:
-    """A new empty hidden temp file in the target's directory (so that os.replace is atomic)."""
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
-    return Path(name)
-
-
 def write_wav(path: PathLike, audio: np.ndarray, sample_rate: int) -> Path:
     """Write float audio ((n,) or (n, channels), nominally in [-1, 1]) as a 24-bit PCM WAV, atomically.
 
@@ -590,18 +582,8 @@ def write_wav(path: PathLike, audio: np.ndarray, sample_rate: int) -> Path:
     data = np.clip(data, -1.0, 1.0).astype(np.float32, copy=False)
 
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_beside(target)
-    try:
-        with open(tmp, "wb") as fh:
-            sf.write(fh, data, rate, subtype="PCM_24", format="WAV")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(target.parent)
+    with atomic_replace(target, suffix=".part") as tmp:
+        sf.write(str(tmp), data, rate, subtype="PCM_24", format="WAV")
     return target
 
 
@@ -1007,11 +989,9 @@ def still_video(image: PathLike, out: PathLike, duration: float, *, fps: int = S
     h, w = rgb.shape[:2]
     rgb = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
     target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_beside(target)
     n = max(1, math.ceil(duration * fps - 1e-9))
     try:
-        with av.open(str(tmp), mode="w", format="mp4") as output:
+        with atomic_replace(target, suffix=".part") as tmp, av.open(str(tmp), mode="w", format="mp4") as output:
             stream = output.add_stream(_REENCODE_CODEC, rate=fps, options=dict(_REENCODE_OPTIONS))
             stream.width, stream.height = rgb.shape[1], rgb.shape[0]
             stream.pix_fmt = "yuv420p"
@@ -1020,16 +1000,8 @@ def still_video(image: PathLike, out: PathLike, duration: float, *, fps: int = S
                 picture.pts = i
                 output.mux(stream.encode(picture))
             output.mux(stream.encode(None))
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
     except av.error.FFmpegError as err:
-        tmp.unlink(missing_ok=True)
         raise MuxError(f"Cannot write {target}: {err}") from err
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(target.parent)
     return target
 
 
@@ -1096,20 +1068,11 @@ def mux_foley(
     plan = plan or _plan(src, info, out, fmt)
     foley48 = _resample_mono(data, rate, _MUX_RATE)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_beside(out)
-    try:
+    with atomic_replace(out, suffix=".part") as tmp:
         try:
             _write_mux(src, tmp, fmt, out, info, foley48, start, plan)
         except av.error.FFmpegError as err:
             raise MuxError(
                 f"Writing {out.name} failed: {err}. Try a .mkv output name, or re-export the video."
             ) from err
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(out.parent)
     return out

@@ -120,7 +120,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.manifest import atomic_write_text
+    from engine.atomic import atomic_write_text
     from training.run import train
 
     args = parse_args(argv)

@@ -262,7 +262,7 @@ def load_or_train(cache_dir: Path, train_clips: list[Clip], val_clips: list[Clip
     """The classifier for these training clips (trained once, then loaded from `<cache>/alignment/`)."""
     from safetensors.torch import load_file, save_file
 
-    from engine.manifest import atomic_write_text
+    from engine.atomic import atomic_write_text
 
     cfg = cfg or AlignConfig()
     # the cache index lists clips in the order the preprocessing workers finished them: sort, so that the same

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from engine import bwe
-from engine.manifest import atomic_write_text
+from engine.atomic import atomic_write_text
 from engine.nn.bundle import load_weights, save_weights
 from engine.nn.bwe import BandwidthNet, BweConfig
 

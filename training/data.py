@@ -29,7 +29,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -38,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.manifest import atomic_write_text
+from engine.atomic import atomic_replace, atomic_write_text
 from engine.spec import SegmentSpec
 from training.config import DataConfig
 
@@ -210,17 +209,8 @@ def frame_count(seconds: float, fps: float) -> int:
 
 
 def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_replace(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 class _FeatureExtractor:

@@ -487,7 +487,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
 
 
 def write_outputs(ectx: EvalContext, results: dict[str, Any]) -> None:
-    from engine.manifest import atomic_write_text
+    from engine.atomic import atomic_write_text
     from engine.media import write_wav
     from training.loop import plot_mels
 
@@ -668,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
         if handler is not None:
             logging.getLogger().removeHandler(handler)
     results["bundle"] = {"name": manifest.name, "path": str(bundle)}
-    from engine.manifest import atomic_write_text
+    from engine.atomic import atomic_write_text
 
     atomic_write_text(out / "metrics.json", json.dumps(_finite(results), indent=1) + "\n")
     print(summary_table(results))

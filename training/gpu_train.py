@@ -151,6 +151,7 @@ def _resolve_device(name: str) -> torch.device:
 
 def place_state(pack: Any, out: Path) -> str:
     """Write the pack's checkpoint (and loss log) into `out` unless `out` already holds one as new; say what."""
+    from engine.atomic import atomic_write_bytes
     from training.loop import list_checkpoints
     from training.pack import PackError
 
@@ -166,10 +167,7 @@ def place_state(pack: Any, out: Path) -> str:
         raise PackError(f"the pack's checkpoint is in a second file, {st['file']}, which is not beside "
                         f"{pack.path}: copy it there too")
     if st["kind"] == "checkpoint":
-        path = out / st["name"]
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(pack.state)
-        os.replace(tmp, path)
+        atomic_write_bytes(out / st["name"], pack.state)
         if pack.losses_csv is not None and not (out / "losses.csv").exists():
             (out / "losses.csv").write_bytes(pack.losses_csv)
         return f"continues from the CPU run's {st['name']} (step {st['step']})"

@@ -171,8 +171,8 @@ def plot_bbb(engine: Any, png: Path, video: Path = BBB, start: float = 0.0, thum
 
 def main(argv: list[str] | None = None) -> int:
     from engine import load_engine
+    from engine.atomic import atomic_write_text
     from engine.errors import EngineError
-    from engine.manifest import atomic_write_text
     from training.data import DataError, discover
 
     args = parse_args(argv)

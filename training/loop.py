@@ -26,7 +26,6 @@ import math
 import os
 import random
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
@@ -39,6 +38,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from engine.atomic import atomic_replace
 from training.config import LoopConfig, OptimConfig
 
 log = logging.getLogger(__name__)
@@ -216,22 +216,8 @@ _CKPT = re.compile(r"^ckpt-(\d{8})\.pt$")
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_replace(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def list_checkpoints(stage_dir: Path) -> list[tuple[int, Path]]:
@@ -256,12 +242,10 @@ class LossLog:
         if not self.path.is_file():
             return
         rows = [r for r in self.read() if int(r["step"]) <= last_step]
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        with os.fdopen(fd, "w", newline="") as f:
+        with atomic_replace(self.path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=self.FIELDS)
             w.writeheader()
             w.writerows(rows)
-        os.replace(tmp, self.path)
 
     def write(self, step: int, split: str, metrics: dict[str, float]) -> None:
         new = not self.path.is_file()

@@ -183,21 +183,13 @@ def read_json(z: Any, name: str = "meta") -> Any:
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """A compressed .npz (np.load reads it), written to a temporary file and renamed."""
-    import os
-    import tempfile
+    from engine.atomic import atomic_replace
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=LEVEL, allowZip64=True) as zf:
-            for name, a in arrays.items():
-                with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
-                    np.lib.format.write_array(f, np.ascontiguousarray(a), allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_replace(path) as tmp, \
+            zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=LEVEL, allowZip64=True) as zf:
+        for name, a in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.ascontiguousarray(a), allow_pickle=False)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def setup_logging(run_dir: Path | None, is_main: bool) -> logging.Handler | None
 
 def prepare_data(cfg: TrainConfig, ctx: Any) -> None:
     """Rank 0 preprocesses (or resumes) into the cache; every rank then reads the index and the report."""
-    from engine.manifest import atomic_write_text
+    from engine.atomic import atomic_write_text
     from training.data import load_index, preprocess
 
     run_dir = ctx.run_dir
@@ -139,8 +139,8 @@ def train(cfg: TrainConfig, stages: list[str], *, progress: bool = True, from_bu
     """Run `stages` of a resolved config; returns the exit code (0; 2: a stated error; 3: a non-finite loss)."""
     import torch
 
+    from engine.atomic import atomic_write_text
     from engine.errors import EngineError
-    from engine.manifest import atomic_write_text
     from training.data import DataError
     from training.loop import NonFiniteLossError, StageError, init_distributed
     from training.stages import RunContext, done_record

@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.manifest import atomic_write_text, load_manifest, write_manifest
+from engine.atomic import atomic_write_text
+from engine.manifest import load_manifest, write_manifest
 from training.bwe import CARD_LIMIT as BWE_CARD_LIMIT
 from training.bwe import card_line as bwe_card_line
 from training.evaluate import fmt_metric

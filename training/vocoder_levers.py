@@ -101,8 +101,8 @@ def vae_reconstruction(vae, x: np.ndarray, spec, seed: int) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.atomic import atomic_write_text
     from engine.audio import griffin_lim, wav_to_mel
-    from engine.manifest import atomic_write_text
     from engine.spec import DIFF_FOLEY as spec
     from training.bwe import recordings_by_split
     from training.datasets import sources

@@ -8,7 +8,6 @@ on load instead, so that a shipped bundle stays small.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from engine.atomic import atomic_replace
 from engine.errors import BundleError
 from engine.manifest import Component, ModelManifest, load_manifest, sha256_file, write_manifest
 from engine.nn.denoiser import DenoiserConfig, MDSGen
@@ -37,16 +37,9 @@ def save_weights(path: str | os.PathLike[str], module: nn.Module) -> str:
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items() if not is_derived(k)}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_replace(path) as tmp:
+        save_file(state, str(tmp))
     return sha256_file(path)
 
 

@@ -22,12 +22,10 @@ function with `@register_exporter(graph, type)` that returns an `ExportCase`, af
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from engine.atomic import atomic_replace
 from engine.errors import ExportError
 from engine.graphs import (
     GRAPH_DIR,
@@ -256,19 +255,6 @@ def _export_bwe(model: nn.Module, spec: SegmentSpec, g: torch.Generator) -> Expo
 # ---------------------------------------------------------------------------------------------------------------
 # Export, check, record
 # ---------------------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _temp_path(final: Path) -> Iterator[Path]:
-    """A temporary file beside `final`, renamed onto it when the block succeeds and deleted when it fails."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, final)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def _dynamic_axes(io: GraphIO) -> dict[str, dict[int, str]]:
     axes: dict[str, dict[int, str]] = {}
     for t in (*io.inputs, *io.outputs):
@@ -364,7 +350,7 @@ def export_graph(
     case = fn(module, spec, torch.Generator().manual_seed(seed))
     case.module.eval()
     final = bundle_dir / io.filename
-    with _temp_path(final) as tmp:
+    with atomic_replace(final) as tmp:
         _torch_export(case, io, tmp, opset)
         _set_metadata(tmp, {"graph": io.name, "component_type": component_type, **(meta or {})})
         parity = _parity(case, io, tmp) if check else None
@@ -386,7 +372,7 @@ def export_graph(
     variants: dict[str, Any] = {}
     if "int8" in precisions and case.int8:
         vfile = io.variant_filename("int8")
-        with _temp_path(bundle_dir / vfile) as tmp:
+        with atomic_replace(bundle_dir / vfile) as tmp:
             _quantize_int8(final, tmp)
             vparity = _parity(case, io, tmp) if check else None
         variant: dict[str, Any] = {"file": vfile, "sha256": sha256_file(bundle_dir / vfile),

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from engine.manifest import atomic_write_text
+from engine.atomic import atomic_write_text
 from engine.spec import SPECS, SegmentSpec
 from training.config import TrainConfig, stage_digest
 from training.data import Clip, ClipStore
