@@ -260,45 +260,41 @@ def write_clip(path: Path, frames, pcm: np.ndarray, settings: BuildSettings) -> 
     """
     import av
 
-    tmp = path.with_name(path.name + ".tmp")
+    from engine.atomic import atomic_replace
+
     fps, sr = settings.fps, settings.sample_rate
-    try:
-        with av.open(str(tmp), "w", format="mp4") as out:
-            vs = out.add_stream("libx264", rate=fps,
-                                options={"crf": str(settings.crf), "preset": "medium", "threads": "1",
-                                         "g": str(2 * fps), "x264-params": "cpu-independent=1"})
-            vs.width, vs.height, vs.pix_fmt = settings.width, settings.height, "yuv420p"
-            vs.time_base = Fraction(1, fps)
-            a_s = out.add_stream("flac", rate=sr, layout="mono")
-            a_s.time_base = Fraction(1, sr)
-            chunk = 4096
-            a_pos = 0
+    with atomic_replace(path) as tmp, av.open(str(tmp), "w", format="mp4") as out:
+        vs = out.add_stream("libx264", rate=fps,
+                            options={"crf": str(settings.crf), "preset": "medium", "threads": "1",
+                                     "g": str(2 * fps), "x264-params": "cpu-independent=1"})
+        vs.width, vs.height, vs.pix_fmt = settings.width, settings.height, "yuv420p"
+        vs.time_base = Fraction(1, fps)
+        a_s = out.add_stream("flac", rate=sr, layout="mono")
+        a_s.time_base = Fraction(1, sr)
+        chunk = 4096
+        a_pos = 0
 
-            def push_audio(until: int | None) -> None:
-                nonlocal a_pos
-                while a_pos < len(pcm) and (until is None or a_pos < until):
-                    fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[None, a_pos : a_pos + chunk]),
-                                                    format="s16", layout="mono")
-                    fr.sample_rate = sr
-                    fr.pts = a_pos
-                    fr.time_base = Fraction(1, sr)
-                    out.mux(a_s.encode(fr))
-                    a_pos += chunk
-                if until is None:
-                    out.mux(a_s.encode(None))
+        def push_audio(until: int | None) -> None:
+            nonlocal a_pos
+            while a_pos < len(pcm) and (until is None or a_pos < until):
+                fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[None, a_pos : a_pos + chunk]),
+                                                format="s16", layout="mono")
+                fr.sample_rate = sr
+                fr.pts = a_pos
+                fr.time_base = Fraction(1, sr)
+                out.mux(a_s.encode(fr))
+                a_pos += chunk
+            if until is None:
+                out.mux(a_s.encode(None))
 
-            for i, arr in enumerate(frames):
-                frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
-                frame.pts = i
-                frame.time_base = Fraction(1, fps)
-                out.mux(vs.encode(frame))
-                push_audio(round((i + 1) / fps * sr) + sr // 2)
-            out.mux(vs.encode(None))
-            push_audio(None)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        for i, arr in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            out.mux(vs.encode(frame))
+            push_audio(round((i + 1) / fps * sr) + sr // 2)
+        out.mux(vs.encode(None))
+        push_audio(None)
 
 
 # ---- the whole dataset ---------------------------------------------------------------------------------------
