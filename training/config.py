@@ -268,6 +268,9 @@ class TrainConfig:
     name: str = "run"
     description: str = ""
     spec: str = "diff-foley"
+    # levers on the latent: fields of the spec replaced (e.g. {latent_channels: 8}); the spec keeps its name and the
+    # feature cache is shared (only the mel and video fields decide what preprocessing writes)
+    spec_overrides: dict[str, Any] = field(default_factory=dict)
     runs_dir: str = "runs"
     data: DataConfig = field(default_factory=DataConfig)
     vae: VAEStageConfig = field(default_factory=VAEStageConfig)
@@ -464,13 +467,29 @@ def load_config(name: str = "default", overrides: list[str] | None = None) -> Tr
     return cfg
 
 
+LATENT_FIELDS = ("latent_channels", "latent_height", "latent_width", "time_axis", "patch_size")
+
+
+def resolve_spec(cfg: TrainConfig) -> Any:
+    """The run's SegmentSpec: `spec` with `spec_overrides` (latent fields only) applied. ConfigError otherwise."""
+    from engine.spec import SPECS
+
+    bad = sorted(set(cfg.spec_overrides) - set(LATENT_FIELDS))
+    if bad:
+        raise ConfigError(f"spec_overrides may change only {', '.join(LATENT_FIELDS)}, not {', '.join(bad)}")
+    try:
+        return dataclasses.replace(SPECS[cfg.spec], **cfg.spec_overrides)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"spec_overrides {cfg.spec_overrides}: {exc}") from exc
+
+
 def validate(cfg: TrainConfig) -> None:
     """Cross-field checks that the type checker cannot do."""
     from engine.spec import SPECS
 
     if cfg.spec not in SPECS:
         raise ConfigError(f"spec: {cfg.spec!r} is not one of {sorted(SPECS)}")
-    spec = SPECS[cfg.spec]
+    spec = resolve_spec(cfg)
     for stage in ("vae", "vocoder", "projection", "denoiser", "detector"):
         loop: LoopConfig = getattr(cfg, stage).loop
         if loop.steps < 0 or loop.batch_size < 1 or loop.log_every < 1 or loop.ckpt_every < 1:
@@ -519,6 +538,8 @@ def stage_digest(cfg: TrainConfig, stage: str) -> str:
     for k in ("workers", "cache_dir"):  # how preprocessing runs does not change what it produces
         data.pop(k)
     parts: dict[str, Any] = {"spec": cfg.spec, "data": data, "seed": cfg.runtime.seed, "bf16": cfg.runtime.bf16}
+    if cfg.spec_overrides:  # only when set: the digests of earlier runs stay valid
+        parts["spec_overrides"] = cfg.spec_overrides
     models = ["vae", "vocoder", "projection", "denoiser", "detector", "bwe"]
     deps = {"vae": ["vae"], "vocoder": ["vocoder"], "projection": ["projection"],
             "denoiser": ["vae", "projection", "denoiser"], "detector": ["detector"], "bwe": ["bwe"],

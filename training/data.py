@@ -187,6 +187,14 @@ class PrepSettings:
         return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
 
+def prep_spec(spec: SegmentSpec) -> dict[str, Any]:
+    """The spec as the cache's settings record it: the latent fields at their defaults (they do not change what
+    preprocessing writes), so a latent lever (`spec_overrides`) shares the cache of its spec."""
+    defaults = SegmentSpec()
+    return {**spec.to_dict(), **{k: getattr(defaults, k) for k in
+                                 ("latent_channels", "latent_height", "latent_width", "time_axis", "patch_size")}}
+
+
 def video_key(entry: VideoEntry) -> str:
     """A file-name-safe unique key: the sanitised relative path plus a hash of the absolute path."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", entry.rel)[-80:].strip("_.") or "video"
@@ -365,7 +373,7 @@ def preprocess(cfg: DataConfig, spec: SegmentSpec, cache_dir: Path, *, threads: 
     min_seconds = cfg.min_seconds if cfg.min_seconds is not None else spec.duration
     if min_seconds < spec.duration:
         raise DataError(f"data.min_seconds {min_seconds} is below the segment length {spec.duration:.3f} s")
-    settings = PrepSettings(spec=spec.to_dict(), chunk_seconds=cfg.chunk_seconds, min_seconds=min_seconds,
+    settings = PrepSettings(spec=prep_spec(spec), chunk_seconds=cfg.chunk_seconds, min_seconds=min_seconds,
                             silence_dbfs=cfg.silence_dbfs)
     stamp = cache_dir / "CACHE.json"
     if stamp.is_file():

@@ -80,3 +80,24 @@ def test_the_mask_kind_changes_the_denoiser_digest_but_tam_keeps_older_runs_vali
     assert digest(parts) == stage_digest(tam, "denoiser")
     warm = load_config("tiny", ["denoiser.init_from=/runs/a/stages/denoiser/denoiser.safetensors"])
     assert stage_digest(warm, "denoiser") != stage_digest(tam, "denoiser")
+
+
+def test_spec_overrides_change_the_latent_only_and_share_the_feature_cache() -> None:
+    from training.config import resolve_spec
+    from training.data import PrepSettings, prep_spec
+
+    base = load_config("default", overrides=["spec=foley-16k"])
+    c8 = load_config("default", overrides=["spec=foley-16k", "spec_overrides={latent_channels: 8}"])
+    assert resolve_spec(c8).latent_channels == 8 and resolve_spec(c8).name == "foley-16k"
+    assert resolve_spec(base) == resolve_spec(c8).__class__(**{**resolve_spec(c8).to_dict(), "latent_channels": 4})
+    # the cache's settings do not see the latent; the stages' digests do
+    settings = [PrepSettings(spec=prep_spec(resolve_spec(c)), chunk_seconds=10.0, min_seconds=8.192,
+                             silence_dbfs=-60.0).digest() for c in (base, c8)]
+    assert settings[0] == settings[1]
+    assert stage_digest(base, "vae") != stage_digest(c8, "vae")
+    # a spec with default latent fields records the same cache settings as before the overrides existed
+    assert prep_spec(resolve_spec(base)) == resolve_spec(base).to_dict()
+    with pytest.raises(ConfigError, match="only"):
+        resolve_spec(load_config("default", overrides=["spec_overrides={fmin: 0.0}"]))
+    with pytest.raises(ConfigError, match="spec_overrides"):
+        load_config("default", overrides=["spec_overrides={latent_height: 5}"])

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The full-band mel front-end (issue #15): the exact commands behind docs/results.md's "The mel front-end", resumable.
+#   bash training/recipes/fullband.sh levers    # the VAE's latent channels at equal steps, from scratch (4 vs 8)
 #   bash training/recipes/fullband.sh vae       # the VAE on the 0-8000 Hz mel, warm-started from the shipped VAE
 #   bash training/recipes/fullband.sh main      # the denoiser on its latents, warm-started from the shipped one
 #   bash training/recipes/fullband.sh export    # detector stage + bundle
@@ -27,6 +28,17 @@ common=(--config default --data "$DATA" --runs-dir "$RUNS" --from-bundle "$SHIPP
         --set denoiser.loop.ckpt_every=100 "${WON[@]}")
 run() { OMP_WAIT_POLICY=PASSIVE nice -n 5 .venv/bin/python -m training.run "${common[@]}" "$@"; }
 case "${1:-}" in
+  levers)  # LEVER_STEPS VAE steps each on the same cache; scored by training.vocoder_levers --vae (docs/results.md)
+    for ch in 4 8; do
+      OMP_WAIT_POLICY=PASSIVE nice -n 5 .venv/bin/python -m training.run --config default --data "$DATA" \
+        --runs-dir "$RUNS" --no-progress --name "vae-lever-c$ch" --stages vae --set spec=foley-16k \
+        --set "spec_overrides={latent_channels: $ch}" --set "data.cache_dir=$CACHE" --set runtime.threads=2 \
+        --set vae.loop.steps="${LEVER_STEPS:-600}" --set vae.loop.val_every=200 --set vae.loop.ckpt_every=100
+    done
+    .venv/bin/python -m training.vocoder_levers --out "$RUNS/vae-levers" --iters 32 \
+      --vae "diff-foley:$SHIPPED" --vae "foley-16k:$RUNS/$NAME/stages/vae" \
+      --vae "foley-16k:$RUNS/vae-lever-c4/stages/vae" --vae "foley-16k:$RUNS/vae-lever-c8/stages/vae"
+    ;;
   vae) run --stages vae ;;
   main) run --stages denoiser ;;
   export) run --stages detector,export ;;

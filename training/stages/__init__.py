@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from engine.atomic import atomic_write_text
-from engine.spec import SPECS, SegmentSpec
-from training.config import TrainConfig, stage_digest
+from engine.spec import SegmentSpec
+from training.config import TrainConfig, resolve_spec, stage_digest
 from training.data import Clip, ClipStore
 from training.loop import Dist, StageError
 
@@ -39,7 +39,7 @@ class RunContext:
 
     @property
     def spec(self) -> SegmentSpec:
-        return SPECS[self.cfg.spec]
+        return resolve_spec(self.cfg)
 
     @property
     def device(self) -> torch.device:

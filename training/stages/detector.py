@@ -331,10 +331,10 @@ def clips_of_videos(inputs: list[str], cfg: Any) -> list[Clip]:
     frame features (what the detector needs is the picture and the annotations)."""
     from engine.errors import EngineError
     from engine.media import probe_video
-    from engine.spec import SPECS
+    from training.config import resolve_spec
     from training.data import assign_splits, chunk_spans, discover, frame_count, source_id, video_key
 
-    spec = SPECS[cfg.spec]
+    spec = resolve_spec(cfg)
     minimum = cfg.data.min_seconds if cfg.data.min_seconds is not None else spec.duration
     entries, _ = discover(inputs, cfg.data.extensions)
     if any(not e.split for e in entries):
