@@ -43,10 +43,18 @@ def _button(text: str, tip: str, *, primary: bool = False) -> QPushButton:
 
 
 class CandidatePreview(pg.GraphicsLayoutWidget):
-    """Waveform over mel spectrogram of one candidate (Audacity's multi-view)."""
+    """Waveform over mel spectrogram of one candidate (Audacity's multi-view). The mel is computed in an I/O job
+    when there is a job runner (its first use imports librosa and compiles its numba kernels: 3 s on the GUI
+    thread, tests/stall.py), on the spot without one."""
 
-    def __init__(self) -> None:
+    def __init__(self, jobs: JobRunner | None = None) -> None:
         super().__init__()
+        self.jobs = jobs
+        self._shown = 0  # which show_audio call the mel on its way belongs to
+        if jobs is not None:  # librosa's import and numba compile, once, now (the app is starting) rather than
+            # at the first candidate, where they held the GIL for up to 0.45 s at a time
+            jobs.submit("warm-up", "Preparing the spectrogram", lambda report, cancel: mel_spectrogram(
+                np.zeros(4096, np.float32), DIFF_FOLEY), on_error=lambda _j, _e: None)
         self.setMinimumHeight(150)
         self.ci.layout.setContentsMargins(2, 2, 2, 2)
         self.ci.layout.setSpacing(1)
@@ -62,26 +70,39 @@ class CandidatePreview(pg.GraphicsLayoutWidget):
             p.setMouseEnabled(x=False, y=False)
         self.wave_plot.setYRange(-1, 1, padding=0.05)
         self.wave = pg.PlotDataItem(pen=pg.mkPen(theme.GHOST_WAVE, width=1))
+        self.wave_plot.addItem(self.wave)  # first: PlotItem.addItem imposes the plot's downsampling and clipping
         self.wave.setDownsampling(auto=True, method="peak")
         self.wave.setClipToView(True)
-        self.wave_plot.addItem(self.wave)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setColorMap(pg.colormap.get("magma"))
         self.mel_plot.addItem(self.image)
         self.mel_plot.setXLink(self.wave_plot)
 
     def show_audio(self, audio: np.ndarray | None, sample_rate: int) -> None:
+        self._shown += 1
         if audio is None or audio.size == 0:
             self.wave.setData([], [])
             self.image.clear()
             return
         t = np.arange(len(audio)) / sample_rate
         self.wave.setData(t, audio)
-        mel = mel_spectrogram(audio, DIFF_FOLEY)
-        self.image.setImage(mel, autoLevels=False, levels=(0.0, 1.0))
         dur = len(audio) / sample_rate
-        self.image.setRect(QRectF(0, 0, dur, mel.shape[0]))
         self.wave_plot.setXRange(0, dur, padding=0)
+        if self.jobs is None:
+            self._show_mel(mel_spectrogram(audio, DIFF_FOLEY), dur)
+            return
+        shown = self._shown
+
+        def done(_job: Job, mel: np.ndarray) -> None:
+            if shown == self._shown:
+                self._show_mel(mel, dur)
+
+        self.jobs.submit("preview-mel", "Candidate spectrogram", lambda report, cancel: mel_spectrogram(
+            audio, DIFF_FOLEY), on_result=done, on_error=lambda _j, _e: None)
+
+    def _show_mel(self, mel: np.ndarray, dur: float) -> None:
+        self.image.setImage(mel, autoLevels=False, levels=(0.0, 1.0))
+        self.image.setRect(QRectF(0, 0, dur, mel.shape[0]))
         self.mel_plot.setYRange(0, mel.shape[0], padding=0)
 
 
@@ -168,7 +189,7 @@ class CandidatesPanel(QWidget):
         self.model.modelReset.connect(self._after_reset)
         col.addWidget(self.table, 3)
 
-        self.preview = CandidatePreview()
+        self.preview = CandidatePreview(jobs)
         self.preview.setToolTip("The highlighted candidate: waveform and mel spectrogram")
         col.addWidget(self.preview, 2)
 

@@ -152,7 +152,7 @@ class MainWindow(QMainWindow):
     def _build_views(self) -> None:
         self.video_view = VideoView()
         self.panel = CandidatesPanel(self.doc, self.ctx.jobs)
-        self.timeline = TimelineView(self.doc)
+        self.timeline = TimelineView(self.doc, jobs=self.ctx.jobs)
         self.markers_panel = MarkersPanel(self.doc)
         self.panel.tabs.addTab(self.markers_panel, "Markers")
         top = QSplitter(Qt.Orientation.Horizontal)
