@@ -6,7 +6,9 @@ the project (JSON + the WAVs it references, written atomically like any save) go
 clean exit removes the folder; saving the project empties it.
 
 At start-up, a session folder whose lock can be taken belongs to an editor that is no longer running (QLockFile
-knows a lock whose process died is stale): it is offered for recovery.
+knows a lock whose process died is stale): it is offered for recovery. A recovered session is `adopt`ed: kept, and
+locked, until this session's own autosave of the recovered work is on disk (or the work is saved or closed), so an
+editor killed again in between still leaves it to recover (tests/crash_recovery.py found that window).
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ class Autosaver(QObject):
         self._saved_revision = -1
         self._job: Job | None = None
         self._failed_once = False
+        self._adopted: list[RecoverableSession] = []  # recovered sessions, discarded once our autosave holds them
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.autosave_now)
         self.set_interval(interval_s)
@@ -178,14 +181,24 @@ class Autosaver(QObject):
             self._job = None
             self._saved_revision = revision
             self._failed_once = False
+            self._release_adopted()  # what they held is in our snapshot now
             self.autosaved.emit(path)
 
         def error(job: Job, exc: BaseException) -> None:
             self._job = None
             self._report_failure(exc)
 
-        self._job = self.jobs.submit("autosave", "Autosave", work, on_result=done, on_error=error)
+        self._job = self.jobs.submit("autosave", "Autosave", work, on_result=done, on_error=error, lane="save")
         return self._job
+
+    def adopt(self, session: RecoverableSession) -> None:
+        """Keep a recovered session (and its lock) until this session's next autosave, a save or a clean exit."""
+        self._adopted.append(session)
+        self.autosave_now()
+
+    def _release_adopted(self) -> None:
+        while self._adopted:
+            self._adopted.pop().discard()
 
     def _report_failure(self, exc: BaseException) -> None:
         log.warning("autosave failed: %s", exc)
@@ -202,6 +215,7 @@ class Autosaver(QObject):
     def _on_modified_changed(self, modified: bool) -> None:
         if not modified and self._job is None:
             self._clear_snapshot()
+            self._release_adopted()  # saved: the project file holds the recovered work
 
     def _on_replaced(self) -> None:
         self._saved_revision = -1
@@ -209,6 +223,7 @@ class Autosaver(QObject):
     def close_session(self) -> None:
         """A clean exit: remove this session's folder."""
         self.timer.stop()
+        self._release_adopted()
         if self._lock is not None:
             self._lock.unlock()
             self._lock = None

@@ -429,8 +429,7 @@ class Editor(QObject):
                     continue
                 self.doc.replace(project, audio, path, modified=True)
                 self._load_video_media()
-                session.discard()
-                self.ctx.autosaver.autosave_now()  # it is this session's work now
+                self.ctx.autosaver.adopt(session)  # it is this session's work now: kept until our autosave
                 recovered = True
                 self._status("Recovered the autosaved work. Save it (Ctrl+S) to keep it.", 0)
             elif choice == "discard":

@@ -5,8 +5,10 @@ A job function runs off the GUI thread as ``fn(report, should_cancel) -> result`
 posts progress (throttled to 10 per second before it reaches the GUI), `should_cancel()` polls the cooperative
 cancel flag. Every exception is caught and emitted, never swallowed.
 
-Two pools: a one-thread pool for inference (loading the model and generating run one at a time, in order) and a
-small pool for I/O (frames, thumbnails, audio, saving, export). Each pool is a FIFO queue and a fixed set of
+Three pools: a one-thread pool for inference (loading the model and generating run one at a time, in order), a
+small pool for I/O (frames, thumbnails, audio, export) and a one-thread pool for autosaves (`lane="save"`), which
+never wait behind a long export or a slow read (tests/crash_recovery.py caught an autosave queued for 2.6 s
+behind reads, so a kill lost edits older than the autosave interval). Each pool is a FIFO queue and a fixed set of
 `threading.Thread`s that live as long as the runner (started on first use, joined by `shutdown`). A worker thread
 emits the runner's own private signals (the runner is a QObject of the GUI thread; the connections are queued),
 so nothing per job is a Qt object: no QRunnable, no signals object, nothing whose lifetime PySide decides. (A
@@ -164,6 +166,8 @@ class JobRunner(QObject):
         super().__init__(parent)
         self.inference_pool = WorkerPool("foley-inference", 1, self._run)
         self.io_pool = WorkerPool("foley-io", io_threads, self._run)
+        self.save_pool = WorkerPool("foley-save", 1, self._run)
+        self._pools = {"inference": self.inference_pool, "io": self.io_pool, "save": self.save_pool}
         self._ids = itertools.count(1)
         self._jobs: dict[int, Job] = {}
         self._closed = False
@@ -186,7 +190,10 @@ class JobRunner(QObject):
         on_result: Callable[[Job, Any], None] | None = None,
         on_error: Callable[[Job, BaseException], None] | None = None,
         on_progress: Callable[[Job, JobProgress], None] | None = None,
+        lane: str | None = None,
     ) -> Job:
+        """Queue `fn` on the inference pool (`inference`), the autosave pool (`lane="save"`) or the I/O pool."""
+        pool = self._pools[lane or ("inference" if inference else "io")]
         job = Job(next(self._ids), kind, title, inference, dict(meta or {}), on_result, on_error, on_progress)
         if self._closed:  # the runner is shut down: nothing runs any more (whoever asked is closing)
             job.cancel()
@@ -194,7 +201,7 @@ class JobRunner(QObject):
             log.debug("job %s (%s) submitted after shutdown: dropped", job.id, title)
             return job
         self._jobs[job.id] = job
-        (self.inference_pool if inference else self.io_pool).start(job, fn)
+        pool.start(job, fn)
         self.job_queued.emit(job)
         return job
 
@@ -244,8 +251,8 @@ class JobRunner(QObject):
             job.cancel()
 
     def thread_count(self) -> int:
-        """Worker threads alive now (at most 1 + io_threads)."""
-        return self.inference_pool.thread_count() + self.io_pool.thread_count()
+        """Worker threads alive now (at most 1 + io_threads + 1)."""
+        return sum(pool.thread_count() for pool in self._pools.values())
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
         """Cancel everything, wait for running jobs to stop and end the worker threads (True if all in time).
@@ -256,7 +263,7 @@ class JobRunner(QObject):
         self.cancel_all()
         deadline = time.monotonic() + timeout_ms / 1000
         ok = True
-        for pool in (self.inference_pool, self.io_pool):
+        for pool in self._pools.values():
             ok &= pool.stop(max(0, int((deadline - time.monotonic()) * 1000)))
         if not ok:
             log.warning("background jobs still running after %d ms: %s", timeout_ms,

@@ -257,7 +257,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ctx.engine.set_engine(engine)
     ed, doc, jobs = win.editor, win.doc, ctx.jobs
     if args.jobs_on_gui_thread:  # the regression the meter must catch: every job's work back on the GUI thread
-        for pool in (jobs.inference_pool, jobs.io_pool):
+        for pool in (jobs.inference_pool, jobs.io_pool, jobs.save_pool):
             pool.start = lambda job, fn: QTimer.singleShot(0, lambda: jobs._run(job, fn))  # type: ignore
     meter = StallMeter(where=args.where)
     seconds: dict[str, float] = {}

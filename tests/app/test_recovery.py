@@ -74,8 +74,9 @@ def test_recovery_after_a_crash(qtbot, make_window, video_12s: Path, tmp_path: P
     assert recovered["segments"] == saved["segments"] and recovered["clips"] == saved["clips"]
     assert doc.project.clips[0].gain_db == -4.5 and doc.is_modified() and w.isWindowModified()
     assert doc.path is None
-    assert not folder.exists()  # the crashed session's folder is gone ...
+    assert folder.exists()  # the crashed session's folder stays until our own autosave holds its work ...
     wait_for(qtbot, lambda: (w.ctx.autosaver.folder / SNAPSHOT_NAME).is_file(), 10)  # ... its work is ours now
+    wait_for(qtbot, lambda: not folder.exists(), 10)  # ... and then it is gone
     # the recovered project is a normal one: it plays and saves
     wait_for(qtbot, lambda: not w.ctx.jobs.busy(), 10)
     w.prompter_.queue("save_file", str(tmp_path / "rescued.foleyproj"))
