@@ -186,13 +186,20 @@ class ClipItem(pg.LinearRegionItem):
     """A clip on the Foley lane (not draggable; a click selects it)."""
 
     def __init__(self, clip_id: str, start: float, end: float, selected: bool) -> None:
-        brush = theme.CLIP_SELECTED_BRUSH if selected else theme.CLIP_BRUSH
-        super().__init__(values=(start, end), movable=False, brush=brush)
+        super().__init__(values=(start, end), movable=False)
         self.clip_id = clip_id
-        for line in self.lines:
-            line.setPen(pg.mkPen(theme.CLIP_EDGE_SELECTED if selected else theme.CLIP_EDGE, width=1))
+        self.selected: bool | None = None
+        self.set_selected(selected)
         self.on_click = None
         self.setZValue(-5)
+
+    def set_selected(self, selected: bool) -> None:
+        if selected == self.selected:
+            return
+        self.selected = selected
+        self.setBrush(theme.CLIP_SELECTED_BRUSH if selected else theme.CLIP_BRUSH)
+        for line in self.lines:
+            line.setPen(pg.mkPen(theme.CLIP_EDGE_SELECTED if selected else theme.CLIP_EDGE, width=1))
 
     def mouseClickEvent(self, ev) -> None:
         if ev.button() == Qt.MouseButton.LeftButton and self.on_click is not None:
@@ -350,7 +357,7 @@ class TimelineView(QWidget):
         document.current_segment_changed.connect(self.refresh_segments)
         document.selection_changed.connect(self.refresh_segments)
         document.clips_changed.connect(self.refresh_track)
-        document.selected_clip_changed.connect(self.refresh_track)
+        document.selected_clip_changed.connect(self._restyle_clips)
         document.original_audio_changed.connect(self.refresh_original)
         document.hits_changed.connect(self.refresh_segments)
         document.selected_hit_changed.connect(self._style_hits)
@@ -631,6 +638,16 @@ class TimelineView(QWidget):
         """Times of the marker lines drawn on `lane`."""
         return [float(item.value()) for ln, item in self._marker_items
                 if ln is lane and isinstance(item, pg.InfiniteLine)]
+
+    def _restyle_clips(self, *_args: object) -> None:
+        """Another clip selected: restyle the clip items (rebuilding the lane, its waveform included, on every
+        click cost a long track's whole envelope again)."""
+        items = [i for i in self._clip_items if isinstance(i, ClipItem)]
+        if [i.clip_id for i in items] != [c.id for c in self.doc.project.clips]:
+            self.refresh_track()
+            return
+        for item in items:
+            item.set_selected(item.clip_id == self.doc.selected_clip_id)
 
     def refresh_track(self, *_args: object) -> None:
         for item in self._clip_items:

@@ -56,3 +56,25 @@ def test_the_timelines_curves_keep_their_downsampling(qtbot, make_window) -> Non
         assert curve.opts["autoDownsample"] and curve.opts["clipToView"] and curve.opts["downsampleMethod"] == "peak"
     wave = w.panel.preview.wave
     assert wave.opts["autoDownsample"] and wave.opts["clipToView"]
+
+
+def test_selecting_a_clip_restyles_the_lane_without_rebuilding_it(qtbot, make_window, video_12s) -> None:
+    from helpers import FakeEngine, open_video
+
+    from foley_app.views.timeline_view import ClipItem
+
+    w = make_window(engine=FakeEngine())
+    open_video(qtbot, w, video_12s)
+    ed, doc = w.editor, w.doc
+    sid = ed.add_segment(1.0)
+    with qtbot.waitSignal(ed.generation_applied, timeout=10_000):
+        ed.generate([sid])
+    ed.select_segment(sid)
+    ed.accept(0)
+    [item] = [i for i in w.timeline._clip_items if isinstance(i, ClipItem)]
+    cid = doc.project.clips[0].id
+    assert item.selected == (doc.selected_clip_id == cid)
+    doc.set_selected_clip("")
+    assert item.selected is False
+    doc.set_selected_clip(cid)
+    assert item.selected is True and [i for i in w.timeline._clip_items if isinstance(i, ClipItem)] == [item]
