@@ -1016,9 +1016,14 @@ class Editor(QObject):
         if not self.doc.project.clips:
             self.track_mel_ready.emit(None, revision)
             return
-        track = self.doc.track_audio()
+        track, rate = self.doc.track_audio(), self.doc.sample_rate
 
         def work(report: Callable, cancel: Callable) -> np.ndarray:
+            if rate != DIFF_FOLEY.sample_rate:  # the mel's bands and hop are the spec's: a 48 kHz track spanned 3x
+                from scipy.signal import resample_poly
+
+                g = math.gcd(rate, DIFF_FOLEY.sample_rate)
+                return mel_spectrogram(resample_poly(track, DIFF_FOLEY.sample_rate // g, rate // g), DIFF_FOLEY)
             return mel_spectrogram(track, DIFF_FOLEY)
 
         self.jobs.submit("mel", "Spectrogram", work,

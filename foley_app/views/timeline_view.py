@@ -693,9 +693,11 @@ class TimelineView(QWidget):
         frames = mel.shape[1]
         if frames > MEL_MAX_COLUMNS:  # a long track: at most MEL_MAX_COLUMNS columns, each its frames' maximum
             k = -(-frames // MEL_MAX_COLUMNS)
-            pad = (-frames) % k
-            cols = np.pad(mel, ((0, 0), (0, pad)), mode="edge") if pad else mel
-            mel = cols.reshape(mel.shape[0], -1, k).max(axis=2)
+            full = frames // k * k
+            cols = [mel[:, :full].reshape(mel.shape[0], -1, k).max(axis=2)]
+            if full < frames:
+                cols.append(mel[:, full:].max(axis=1, keepdims=True))
+            mel = np.concatenate(cols, axis=1) if len(cols) > 1 else cols[0]
         self.mel_image.setImage(mel, autoLevels=False, levels=(0.0, 1.0))
         self.mel_image.setRect(QRectF(0.0, 0.0, frames * hop_seconds, mel.shape[0]))
         self.mel.vb.setYRange(0, mel.shape[0], padding=0)

@@ -78,3 +78,23 @@ def test_selecting_a_clip_restyles_the_lane_without_rebuilding_it(qtbot, make_wi
     assert item.selected is False
     doc.set_selected_clip(cid)
     assert item.selected is True and [i for i in w.timeline._clip_items if isinstance(i, ClipItem)] == [item]
+
+
+def test_the_track_mel_of_a_48_khz_project_spans_the_track(qtbot, make_window, video_12s) -> None:
+    """The mel's bands and hop are the spec's (16 kHz): a 48 kHz track went in as if at 16 kHz (3x too long)."""
+    from helpers import FakeEngine, open_video, wait_for
+
+    w = make_window(engine=FakeEngine(sample_rate=48_000), output_rate=48_000)
+    open_video(qtbot, w, video_12s)
+    ed, doc = w.editor, w.doc
+    assert doc.sample_rate == 48_000
+    sid = ed.add_segment(1.0)
+    with qtbot.waitSignal(ed.generation_applied, timeout=10_000):
+        ed.generate([sid])
+    ed.select_segment(sid)
+    mels = []
+    ed.track_mel_ready.connect(lambda mel, rev: mels.append(mel) if mel is not None else None)
+    ed.accept(0)
+    wait_for(qtbot, lambda: bool(mels), 20)
+    seconds = mels[-1].shape[1] * 256 / 16_000
+    assert abs(seconds - len(doc.track_audio()) / 48_000) < 0.1
