@@ -171,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
 
         spec_name, _, folder = item.partition(":")
         vspec, vae = SPECS[spec_name], load_vae(Path(folder).expanduser())
-        name = f"VAE {Path(folder).name} on the {spec_name} mel, griffin-lim 32 iter"
+        where = Path(folder).expanduser().resolve()
+        label = where.parent.parent.name if where.name == "vae" and where.parent.name == "stages" else where.name
+        name = f"VAE {label} on the {spec_name} mel, griffin-lim 32 iter"
         t = time.perf_counter()
         conditions[name] = [vae_reconstruction(vae, x, vspec, k)[: lengths[k]] for k, x in enumerate(padded)]
         seconds[name] = (time.perf_counter() - t) / len(real)
