@@ -345,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
+    shim_missing_modules()  # before anything imports engine (training.loop writes through engine.atomic)
     from training.loop import NonFiniteLossError, StageError
     from training.pack import PackError
 
