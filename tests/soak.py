@@ -7,7 +7,9 @@ Each path (`engine`: `FoleyEngine.generate` in a loop; `jobs`: the same through 
 inference pool, results delivered on a Qt event loop, offscreen) runs `--warmup` generations first, then the rest.
 After the warm-up and at the end it reads the process's resident memory (`VmRSS`), its threads (`/proc/self/task`)
 and its open file descriptors (`/proc/self/fd`). Pass: memory grows by less than `--max-growth-mb` (50) from the
-warm-up to the end, and the thread and descriptor counts end where the warm-up left them. Prints a JSON report;
+warm-up to the end, the thread and descriptor counts end where the warm-up left them, and (jobs) no finished job
+is left alive (a census of `foley_app.jobs.Job` objects: the leak the runner had, one per job, whatever the noise
+of the resident memory). Prints a JSON report;
 exit code 1 if a check fails. tests/engine/test_soak.py runs a short version.
 """
 
@@ -49,7 +51,7 @@ def soak_jobs(engine: Any, n: int, warmup: int, kw: dict[str, Any]) -> dict[str,
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
 
-    from foley_app.jobs import JobRunner
+    from foley_app.jobs import Job, JobRunner
 
     app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
     runner = JobRunner()
@@ -82,9 +84,11 @@ def soak_jobs(engine: Any, n: int, warmup: int, kw: dict[str, Any]) -> dict[str,
     before, t0 = vitals(), time.perf_counter()
     run(n - warmup, warmup)
     after = vitals()
+    live = sum(isinstance(o, Job) for o in gc.get_objects())  # a census: every finished job must be gone
     runner.shutdown()
     del app
-    return {"before": before, "after": after, "seconds": time.perf_counter() - t0, "errors": errors}
+    return {"before": before, "after": after, "seconds": time.perf_counter() - t0, "errors": errors,
+            "live_jobs": live}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         b, e = res["before"], res["after"]
         res["growth_mb"] = e["rss_mb"] - b["rss_mb"]
         res["passed"] = (res["growth_mb"] < a.max_growth_mb and e["threads"] <= b["threads"]
-                         and e["fds"] <= b["fds"] and not res.get("errors"))
+                         and e["fds"] <= b["fds"] and not res.get("errors") and not res.get("live_jobs"))
         ok &= res["passed"]
         report[path] = res
     engine.close()
