@@ -71,3 +71,22 @@ def _patch_emit() -> bool:
 
 
 EMIT_PATCHED = _patch_emit()
+
+
+def _pin_singletons() -> bool:
+    """PySide6 6.12.0 on CPython 3.11 also loses a reference to ``None`` on every call that returns nothing
+    (measured: QLabel.setText, processEvents, 1 per call; the app test suite aborted at exit with
+    ``none_dealloc``). CPython 3.12 makes None, True and False immortal; on 3.11 with that binding their reference
+    counts are raised by 2^40 once (what immortality amounts to), so no number of lost references can free them.
+    Returns whether it did."""
+    import PySide6
+
+    if sys.version_info >= (3, 12) or tuple(PySide6.__version_info__[:2]) < (6, 12):
+        return False
+    for obj in (None, True, False):
+        ctypes.c_ssize_t.from_address(id(obj)).value += 1 << 40
+    log.debug("None/True/False pinned against the binding's lost references")
+    return True
+
+
+SINGLETONS_PINNED = _pin_singletons()

@@ -128,3 +128,14 @@ def test_emitting_signals_does_not_steal_true(qtbot, runner: JobRunner) -> None:
         runner.submit("t", "t", lambda report, cancel: (report(1.0, "done"), True)[1], on_result=count)
     qtbot.waitUntil(lambda: n == 200 and not runner.busy(), timeout=20_000)
     assert sys.getrefcount(True) - before > -50  # 200 jobs emit some 800 signals: no steady loss
+
+
+def test_none_and_true_cannot_be_freed_by_the_bindings_lost_references() -> None:
+    import sys
+
+    from foley_app import qt_compat
+
+    if qt_compat.SINGLETONS_PINNED:
+        assert min(sys.getrefcount(x) for x in (None, True, False)) > 2**39
+    else:  # CPython 3.12+ (immortal) or a binding without the defect
+        assert sys.version_info >= (3, 12) or not qt_compat.EMIT_PATCHED
