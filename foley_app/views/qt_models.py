@@ -91,10 +91,41 @@ class CandidatesModel(QAbstractTableModel):
         return None
 
 
-class ClipsModel(QAbstractTableModel):
+class _TableModel(QAbstractTableModel):
+    """A table over a list of the project's items: `_items()` gives the rows, HEADERS the columns, EDITABLE the
+    column (if any) a user may edit."""
+
+    HEADERS: tuple[str, ...] = ()
+    EDITABLE: int | None = None
+
+    def _items(self) -> list:
+        raise NotImplementedError
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._items())
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.HEADERS[section]
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        f = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if index.column() == self.EDITABLE:
+            f |= Qt.ItemFlag.ItemIsEditable
+        return f
+
+
+class ClipsModel(_TableModel):
     """Rows = clips on the Foley track. The gain column is editable; an edit becomes a command (`on_gain`)."""
 
     HEADERS = ("Clip", "Start", "Seed", "Gain (dB)")
+    EDITABLE = 3
 
     def __init__(self, document: ProjectDocument, on_gain: Callable[[str, float], None],
                  parent: QObject | None = None) -> None:
@@ -112,24 +143,8 @@ class ClipsModel(QAbstractTableModel):
         clips = self.doc.project.clips
         return clips[row] if 0 <= row < len(clips) else None
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.doc.project.clips)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.HEADERS[section]
-        return None
-
-    def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        f = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        if index.column() == 3:
-            f |= Qt.ItemFlag.ItemIsEditable
-        return f
+    def _items(self) -> list:
+        return self.doc.project.clips
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         clip = self.clip_at(index.row()) if index.isValid() else None
@@ -163,11 +178,12 @@ class ClipsModel(QAbstractTableModel):
         return True
 
 
-class MarkersModel(QAbstractTableModel):
+class MarkersModel(_TableModel):
     """Rows = the project's markers in time order: timecode, name. The name is editable; an edit becomes a command
     (`on_rename(marker_id, name) -> accepted`)."""
 
     HEADERS = ("Timecode", "Name")
+    EDITABLE = 1
 
     def __init__(self, document: ProjectDocument, on_rename: Callable[[str, str], bool],
                  parent: QObject | None = None) -> None:
@@ -197,24 +213,8 @@ class MarkersModel(QAbstractTableModel):
     def row_of(self, marker_id: str) -> int:
         return next((i for i, m in enumerate(self.doc.project.markers) if m.id == marker_id), -1)
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.doc.project.markers)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.HEADERS[section]
-        return None
-
-    def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        f = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        if index.column() == 1:
-            f |= Qt.ItemFlag.ItemIsEditable
-        return f
+    def _items(self) -> list:
+        return self.doc.project.markers
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         marker = self.marker_at(index.row()) if index.isValid() else None
