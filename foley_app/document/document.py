@@ -14,9 +14,11 @@ edit can tell that its result is stale.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
@@ -72,7 +74,7 @@ class ProjectDocument(QObject):
         self._extra_modified = False  # changes with no undo entry (a recovered or relinked project)
         self._track_cache: tuple[int, np.ndarray] | None = None
         self._clips_revision = 0
-        self.undo_stack.cleanChanged.connect(self._on_clean_changed)
+        self.undo_stack.cleanChanged.connect(_clean_changed_relay(self))
 
     def _on_clean_changed(self, _clean: bool) -> None:
         self.modified_changed.emit(self.is_modified())
@@ -344,3 +346,23 @@ class ProjectDocument(QObject):
         clip.gain_db = gain_db
         self._bump(clips=True)
         self.clips_changed.emit()
+
+
+def _clean_changed_relay(document: ProjectDocument):
+    """The undo stack's `cleanChanged` handler, which outlives neither the document nor the stack.
+
+    The stack is the document's Qt child, so Qt deletes it inside the document's destructor, and the stack clears
+    itself there, emitting `cleanChanged` into a half-destroyed document: a bound method as the slot makes
+    PySide6 <= 6.11 raise "Slot 'ProjectDocument::' not found" from the event loop (6.12 lets it through to a
+    deleted C++ object). A plain function that holds the document weakly and checks both objects is called
+    instead, and does nothing once either is going away.
+    """
+    ref = weakref.ref(document)
+
+    def relay(clean: bool) -> None:
+        doc = ref()
+        if doc is None or not shiboken6.isValid(doc) or not shiboken6.isValid(doc.undo_stack):
+            return
+        doc._on_clean_changed(clean)
+
+    return relay

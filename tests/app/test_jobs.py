@@ -139,3 +139,34 @@ def test_none_and_true_cannot_be_freed_by_the_bindings_lost_references() -> None
         assert min(sys.getrefcount(x) for x in (None, True, False)) > 2**39
     else:  # CPython 3.12+ (immortal) or a binding without the defect
         assert sys.version_info >= (3, 12) or not qt_compat.EMIT_PATCHED
+
+
+def test_the_installed_binding_loses_no_references_to_none_true_or_false(qtbot) -> None:
+    """pyproject pins PySide6 below 6.12: 6.12.0 on CPython 3.11 drops a reference per call (1000 rounds of these
+    calls freed True and aborted the process; CI died of a segfault in a worker thread under it). This is the
+    probe that chose the pin: it fails on 6.12.0 and passes on 6.9.3, 6.10.3 and 6.11.3."""
+    import sys
+
+    from PySide6.QtCore import QCoreApplication, QObject, Signal
+    from PySide6.QtWidgets import QLabel
+
+    class Probe(QObject):
+        ping = Signal()
+        value = Signal(int)
+
+    probe, label = Probe(), QLabel()
+    qtbot.addWidget(label)
+
+    def counts() -> list[int]:
+        return [sys.getrefcount(x) for x in (None, True, False)]
+
+    before = counts()
+    for i in range(300):
+        probe.ping.emit()
+        probe.value.emit(i)
+        label.setText(f"x{i}")
+        QCoreApplication.processEvents()
+        label.text()
+        label.isVisible()
+    lost = [b - a for b, a in zip(before, counts())]
+    assert max(lost) < 20, f"references lost to None/True/False over 300 rounds: {lost}"
