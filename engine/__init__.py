@@ -57,11 +57,15 @@ from engine.pipeline import (
 )
 from engine.spec import AUDIOLDM, DIFF_FOLEY, SamplerConfig, SegmentSpec
 from engine.timeline import (
+    DEFAULT_COMP_CROSSFADE_S,
     DEFAULT_FILL_OVERLAP_S,
     EDGE_FADE_S,
+    MAX_COMP_CROSSFADE_S,
     ClipPlan,
+    CompPart,
     MixClip,
     clip_stems,
+    comp_cut_spans,
     crossfade_spans,
     db_to_gain,
     fill_starts,
@@ -70,6 +74,7 @@ from engine.timeline import (
     nudge,
     place_segment,
     plan_mix,
+    render_comp,
     render_mix,
     snap_to_frame,
 )
@@ -78,9 +83,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AUDIOLDM",
+    "DEFAULT_COMP_CROSSFADE_S",
     "DEFAULT_FILL_OVERLAP_S",
     "DIFF_FOLEY",
     "EDGE_FADE_S",
+    "MAX_COMP_CROSSFADE_S",
     "MAX_HITS",
     "STILL_SUFFIXES",
     "TIMELINE_SUFFIXES",
@@ -91,6 +98,7 @@ __all__ = [
     "Cancelled",
     "Candidate",
     "ClipPlan",
+    "CompPart",
     "EngineError",
     "FeatureFileError",
     "FillResult",
@@ -120,6 +128,7 @@ __all__ = [
     "atomic_write_text",
     "check_hits",
     "clip_stems",
+    "comp_cut_spans",
     "crossfade_spans",
     "db_to_gain",
     "default_bundle_dir",
@@ -146,6 +155,7 @@ __all__ = [
     "read_bext",
     "read_frames",
     "read_timeline",
+    "render_comp",
     "render_mix",
     "snap_to_frame",
     "still_video",

@@ -10,6 +10,10 @@ any instant and the weights stay a partition of power; a clip whose whole span i
 silent where it is covered, and of two clips with the same start the later one replaces the earlier. Edges that
 meet silence get a 5 ms fade so a cut never clicks. `clip_stems` gives each clip's samples with its own weights
 applied, so the stems placed at their starts sum to the mixdown exactly.
+
+Comping (REAPER's take lanes, Cubase's lane comping): one clip made of parts of a segment's takes, cut at chosen
+times with a short equal-power crossfade centred on each cut (`render_comp`); the comped clip then enters the
+mixdown like any other.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 EDGE_FADE_S = 0.005
+DEFAULT_COMP_CROSSFADE_S = 0.02  # a cut between takes (REAPER's default item crossfade is 10 ms, Cubase's 20 ms)
+MAX_COMP_CROSSFADE_S = 1.0
 DEFAULT_FILL_OVERLAP_S = 1.6  # FoleyTune's chunk overlap; Kdenlive asks for >= 0.5 s handles
 
 
@@ -213,3 +219,62 @@ def clip_stems(clips: Sequence[MixClip], total: int, sample_rate: int, *,
         audio = (w[lo - c.start : hi - c.start] * c.audio[lo - c.start : hi - c.start]).astype(np.float32)
         stems.append(MixClip(c.key, lo, audio, 1.0))
     return stems
+
+
+# ---- comping -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CompPart:
+    """One part of a comped clip: from sample `start` (relative to the clip) to the next part, take `key`."""
+
+    start: int
+    key: str
+    audio: np.ndarray
+
+
+def comp_cut_spans(starts: Sequence[int], length: int, crossfade: int) -> list[tuple[int, int]]:
+    """The crossfade [a, b) around each cut (every start after the first), centred on it and `crossfade` long at
+    most: no longer than half the distance to a neighbouring cut or the clip's ends, so fades never overlap."""
+    bounds = [0, *starts[1:], length]
+    spans = []
+    for k in range(1, len(bounds) - 1):
+        c = bounds[k]
+        half = min(crossfade // 2, (c - bounds[k - 1]) // 2, (bounds[k + 1] - c) // 2)
+        spans.append((c - half, c + half))
+    return spans
+
+
+def render_comp(parts: Sequence[CompPart], crossfade: int) -> np.ndarray:
+    """The clip that plays each part's take over its span, with an equal-power crossfade centred on every cut.
+
+    Parts are in start order, the first at 0, and all takes as long as the first (a segment's candidates are):
+    the result has that length. Outside the fades every sample is its part's take exactly. Neighbouring parts of
+    the same take (`key`) are one part: a cut between a take and itself changes nothing. Over a fade the earlier
+    take is weighted by cos and the later by sin (power kept for uncorrelated takes, as in the mixdown)."""
+    if not parts:
+        raise ValueError("a comp needs at least one part")
+    length = len(parts[0].audio)
+    if parts[0].start != 0:
+        raise ValueError(f"the first part starts at sample {parts[0].start}, not 0")
+    merged: list[CompPart] = []
+    for p in parts:
+        if len(p.audio) != length:
+            raise ValueError(f"take {p.key!r} is {len(p.audio)} samples long, the clip {length}")
+        if merged and not (merged[-1].start < p.start < length):
+            raise ValueError(f"part starts must rise inside the clip: {[q.start for q in parts]}")
+        if not merged or merged[-1].key != p.key:
+            merged.append(p)
+    if len(merged) == 1:
+        return merged[0].audio
+    out = np.empty(length, np.float32)
+    starts = [p.start for p in merged]
+    spans = comp_cut_spans(starts, length, max(0, crossfade))
+    for k, p in enumerate(merged):
+        lo = spans[k - 1][1] if k > 0 else 0
+        hi = spans[k][0] if k < len(spans) else length
+        out[lo:hi] = p.audio[lo:hi]
+    for k, (a, b) in enumerate(spans):
+        if b > a:
+            x = (np.arange(b - a) + 0.5) / (b - a)
+            out[a:b] = (np.cos(0.5 * np.pi * x) * merged[k].audio[a:b]
+                        + np.sin(0.5 * np.pi * x) * merged[k + 1].audio[a:b]).astype(np.float32)
+    return out

@@ -61,6 +61,7 @@ from foley_app.document.commands import (
     AddMarkerCommand,
     AddSegmentCommand,
     ClearHitsCommand,
+    EditClipCommand,
     MoveHitCommand,
     MoveSegmentCommand,
     RedetectHitsCommand,
@@ -70,12 +71,17 @@ from foley_app.document.commands import (
     RemoveSegmentsCommand,
     RenameMarkerCommand,
     SetClipGainCommand,
+    SetCrossfadeCommand,
     SetTakesCommand,
+    split_clip,
+    with_part_take,
+    without_cut,
 )
 from foley_app.document.project import (
     HITS_PENDING,
     HITS_USER,
     PROJECT_SUFFIX,
+    Clip,
     Segment,
     Take,
     VideoRef,
@@ -707,6 +713,99 @@ class Editor(QObject):
             self.doc.undo_stack.push(RemoveClipCommand(self.doc, cid))
         else:
             self._status("Select a clip on the Foley track first.")
+
+    # ---- take lanes and comping -----------------------------------------------------------------------------------
+    def clip_at(self, t: float) -> Clip | None:
+        """The clip that sounds at track time `t`: the selected one if it does, else the current segment's, else
+        the latest-starting one."""
+        sr = self.doc.sample_rate
+        inside = [c for c in self.doc.project.clips
+                  if c.start <= t < c.start + len(self.doc.audio.get(c.audio_id)) / sr]
+        for want in (lambda c: c.id == self.doc.selected_clip_id,
+                     lambda c: c.segment_id == self.doc.current_segment_id):
+            chosen = next((c for c in inside if want(c)), None)
+            if chosen is not None:
+                return chosen
+        return max(inside, key=lambda c: c.start, default=None)
+
+    def audition_lane(self, seg_id: str, index: int, t: float) -> None:
+        """A click on take lane `index`: that candidate with the picture from `t` (its start if `t` is outside)."""
+        seg = self.doc.segment(seg_id)
+        if seg is None or not 0 <= index < len(seg.takes):
+            return
+        self.doc.set_current_segment(seg_id)
+        self.doc.set_current_take(seg_id, index)
+        self.ctx.playback.audition_take(seg_id, index, at=t)
+
+    def split_at(self, t: float) -> bool:
+        """S: cut the clip under the playhead in two parts of the same take (pick another for either with the take
+        lanes)."""
+        clip = self.clip_at(t)
+        if clip is None:
+            self._status("No clip under the playhead: accept a candidate first (Return).")
+            return False
+        new = split_clip(self.doc, clip, t - clip.start)
+        if new is None:
+            self._status("Too close to a cut or to the clip's end to split here.")
+            return False
+        self.doc.undo_stack.push(EditClipCommand(self.doc, new, f"Split {clip.label} at {format_time(t)}"))
+        self.doc.set_selected_clip(clip.id)
+        self._status(f"{clip.label} split at {format_time(t)}: double-click a take lane (or Alt+1…9) to pick "
+                     "the take of a part.")
+        return True
+
+    def use_take_at(self, seg_id: str, index: int, t: float) -> bool:
+        """Let candidate `index` of a segment play in the part of its clip that holds track time `t` (the take
+        lanes' double-click, Alt+1…9 at the playhead). A segment with no clip yet gets that candidate as its clip."""
+        seg = self.doc.segment(seg_id)
+        if seg is None or not 0 <= index < len(seg.takes):
+            return False
+        clip = self.doc.project.clip_for_segment(seg_id)
+        if clip is None:
+            self.doc.undo_stack.push(AcceptTakeCommand(self.doc, seg_id, index))
+            self._status(f"{seg.label} candidate {index + 1} is on the Foley track.")
+            return True
+        take = seg.takes[index]
+        if abs(float(take.settings.get("start", seg.start)) - clip.start) > 1e-6:
+            self._status(f"Candidate {index + 1} was made for another start of {seg.label}: accept it instead.")
+            return False
+        part = clip.part_at(t - clip.start)
+        if (clip.audio_id if part == 0 else clip.parts[part - 1].audio_id) == take.audio_id:
+            return False  # already so
+        try:
+            new = with_part_take(self.doc, clip, part, take)
+        except ValueError as exc:
+            self._status(str(exc))
+            return False
+        what = "the clip" if not clip.parts else f"part {part + 1} of {clip.label}"
+        self.doc.undo_stack.push(EditClipCommand(self.doc, new, f"Use {seg.label} candidate {index + 1} in {what}"))
+        self._status(f"{what[0].upper()}{what[1:]} plays candidate {index + 1}.")
+        return True
+
+    def use_take_at_playhead(self, index: int) -> bool:
+        """Alt+1…9: candidate `index` of the current segment for the part under the playhead."""
+        seg = self.doc.current_segment()
+        if seg is None or not seg.takes:
+            self._status("No candidates: generate first (Ctrl+G).")
+            return False
+        return self.use_take_at(seg.id, index, self.ctx.playback.current_time())
+
+    def join_at(self, t: float) -> bool:
+        """Shift+S: remove the cut nearest to `t` of the clip under it (the part before it plays on)."""
+        clip = self.clip_at(t)
+        if clip is None or not clip.parts:
+            self._status("No cut to remove here: S splits a clip at the playhead.")
+            return False
+        rel = t - clip.start
+        k = min(range(1, len(clip.parts) + 1), key=lambda i: abs(clip.parts[i - 1].time - rel))
+        self.doc.undo_stack.push(EditClipCommand(self.doc, without_cut(self.doc, clip, k),
+                                                 f"Remove a cut of {clip.label}"))
+        return True
+
+    def set_crossfade(self, clip_id: str, seconds: float) -> None:
+        clip = self.doc.project.clip(clip_id)
+        if clip is not None and abs(clip.crossfade_s - seconds) > 1e-9:
+            self.doc.undo_stack.push(SetCrossfadeCommand(self.doc, clip_id, seconds))
 
     # ---- hits --------------------------------------------------------------------------------------------------------
     def add_hit_at(self, t: float) -> None:

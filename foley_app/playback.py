@@ -325,8 +325,9 @@ class Playback(QObject):
         self.play()
 
     # ---- audition ---------------------------------------------------------------------------------------------------
-    def audition_take(self, seg_id: str, index: int, *, restart: bool = True) -> None:
-        """Play candidate `index` of a segment with the picture from its start (or keep the position, flipping)."""
+    def audition_take(self, seg_id: str, index: int, *, restart: bool = True, at: float | None = None) -> None:
+        """Play candidate `index` of a segment with the picture from its start (or keep the position, flipping;
+        or from time `at`, a click on its take lane, where that is inside the take)."""
         seg = self.doc.segment(seg_id)
         if seg is None or not 0 <= index < len(seg.takes):
             return
@@ -340,6 +341,8 @@ class Playback(QObject):
         self._stop_at = min(end, self.duration)
         self.rate = 1.0
         self.position = pos if keep else start
+        if at is not None and start <= at < end:
+            self.position = at
         self.position_changed.emit(self.position)
         self.play()
         self.state_changed.emit()

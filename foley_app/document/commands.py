@@ -8,6 +8,7 @@ so an undo also hands a segment back to the detector when its hits were still pe
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from PySide6.QtGui import QUndoCommand
@@ -18,6 +19,7 @@ from foley_app.document.project import (
     HITS_PENDING,
     HITS_USER,
     Clip,
+    ClipPart,
     Marker,
     Segment,
     Take,
@@ -28,6 +30,9 @@ from foley_app.document.timeline import shift_hits
 # merge ids (QUndoCommand.id): consecutive commands with the same id may merge
 _ID_NUDGE = 1001
 _ID_GAIN = 1002
+_ID_CROSSFADE = 1003
+
+MIN_COMP_PART_S = 0.05  # no part shorter than this: a cut this close to another (or an end) is refused
 
 
 class AddSegmentCommand(QUndoCommand):
@@ -208,6 +213,92 @@ class SetClipGainCommand(QUndoCommand):
 
     def undo(self) -> None:
         self.doc.set_clip_gain(self.clip_id, self.old)
+
+
+# ---- comping ------------------------------------------------------------------------------------------------
+def comp_label(seg_label: str, take_indices: list[int]) -> str:
+    """"S1 #2" for one take, "S1 comp #2 #3 #1" for a comp (the take of each part in order)."""
+    if len(take_indices) == 1:
+        return f"{seg_label} #{take_indices[0] + 1}"
+    return f"{seg_label} comp " + " ".join(f"#{k + 1}" for k in take_indices)
+
+
+def _relabel(doc: ProjectDocument, clip: Clip) -> Clip:
+    seg = doc.segment(clip.segment_id)
+    base = seg.label if seg is not None else clip.label.split(" ")[0]
+    return dataclasses.replace(clip, label=comp_label(base, clip.take_indices()))
+
+
+def split_clip(doc: ProjectDocument, clip: Clip, t: float) -> Clip | None:
+    """The clip cut at `t` (s from its start): a new part from there on, of the take that played there (so nothing
+    sounds different until another take is picked for it). None where a part would be shorter than
+    MIN_COMP_PART_S."""
+    length = len(doc.audio.get(clip.audio_id)) / doc.sample_rate
+    bounds = [*clip.part_times(), length]
+    if any(abs(t - b) < MIN_COMP_PART_S for b in bounds) or not 0.0 < t < length:
+        return None
+    k = clip.part_at(t)
+    take_index, seed, audio_id = (clip.take_index, clip.seed, clip.audio_id) if k == 0 else (
+        clip.parts[k - 1].take_index, clip.parts[k - 1].seed, clip.parts[k - 1].audio_id)
+    parts = sorted([*clip.parts, ClipPart(round(t, 6), take_index, seed, audio_id)], key=lambda p: p.time)
+    return dataclasses.replace(clip, parts=parts)
+
+
+def with_part_take(doc: ProjectDocument, clip: Clip, part: int, take: Take) -> Clip:
+    """The clip with part `part` (0 = the first) playing `take`, relabelled."""
+    audio = doc.audio.get(take.audio_id)
+    if len(audio) != len(doc.audio.get(clip.audio_id)):
+        raise ValueError(f"take {take.index + 1} is not as long as the clip")
+    if part == 0:
+        new = dataclasses.replace(clip, audio_id=take.audio_id, seed=take.seed, take_index=take.index)
+    else:
+        parts = list(clip.parts)
+        parts[part - 1] = ClipPart(parts[part - 1].time, take.index, take.seed, take.audio_id)
+        new = dataclasses.replace(clip, parts=parts)
+    return _relabel(doc, new)
+
+
+def without_cut(doc: ProjectDocument, clip: Clip, part: int) -> Clip:
+    """The clip with the cut at the start of part `part` (>= 1) removed: the part before plays on over it."""
+    assert 1 <= part <= len(clip.parts), f"clip {clip.label} has no cut {part}"
+    parts = [p for i, p in enumerate(clip.parts, start=1) if i != part]
+    return _relabel(doc, dataclasses.replace(clip, parts=parts))
+
+
+class EditClipCommand(QUndoCommand):
+    """Replace a clip by an edited copy of it (a cut added or removed, a take picked for a part): the clip before and
+    after are kept whole, so undo and redo swap them."""
+
+    def __init__(self, doc: ProjectDocument, new: Clip, text: str) -> None:
+        self.doc = doc
+        old = doc.project.clip(new.id)
+        assert old is not None, f"no clip {new.id}"
+        self.old, self.new = old, new
+        super().__init__(text)
+
+    def redo(self) -> None:
+        self.doc.replace_clip(self.new)
+
+    def undo(self) -> None:
+        self.doc.replace_clip(self.old)
+
+
+class SetCrossfadeCommand(EditClipCommand):
+    """The length of a comped clip's crossfades. Successive changes of one clip (a spin box) merge."""
+
+    def __init__(self, doc: ProjectDocument, clip_id: str, seconds: float) -> None:
+        clip = doc.project.clip(clip_id)
+        assert clip is not None, f"no clip {clip_id}"
+        super().__init__(doc, dataclasses.replace(clip, crossfade_s=float(seconds)), f"Crossfade of {clip.label}")
+
+    def id(self) -> int:
+        return _ID_CROSSFADE
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, SetCrossfadeCommand) or other.new.id != self.new.id:
+            return False
+        self.new = other.new
+        return True
 
 
 # ---- hits ---------------------------------------------------------------------------------------------------

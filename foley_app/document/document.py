@@ -35,7 +35,7 @@ from foley_app.document.project import (
     Take,
     VideoRef,
 )
-from foley_app.document.timeline import MixClip, db_to_gain, render_mix
+from foley_app.document.timeline import CompPart, MixClip, db_to_gain, render_comp, render_mix
 
 
 class ProjectDocument(QObject):
@@ -152,9 +152,20 @@ class ProjectDocument(QObject):
     def segment(self, seg_id: str) -> Segment | None:
         return self.project.segment(seg_id)
 
+    def clip_audio(self, clip: Clip) -> np.ndarray:
+        """What a clip plays before its gain: its take, or for a comped clip its parts' takes crossfaded at the
+        cuts (`engine.render_comp`)."""
+        first = self.audio.get(clip.audio_id)
+        if not clip.parts:
+            return first
+        sr = self.sample_rate
+        parts = [CompPart(0, clip.audio_id, first)]
+        parts += [CompPart(round(p.time * sr), p.audio_id, self.audio.get(p.audio_id)) for p in clip.parts]
+        return render_comp(parts, round(clip.crossfade_s * sr))
+
     def mix_clips(self) -> list[MixClip]:
         return [
-            MixClip(c.id, round(c.start * self.sample_rate), self.audio.get(c.audio_id), db_to_gain(c.gain_db))
+            MixClip(c.id, round(c.start * self.sample_rate), self.clip_audio(c), db_to_gain(c.gain_db))
             for c in self.project.clips
         ]
 
@@ -339,6 +350,15 @@ class ProjectDocument(QObject):
         marker.name = name
         self._bump()
         self.markers_changed.emit()
+
+    def replace_clip(self, clip: Clip) -> Clip:
+        """Put `clip` in the place of the clip with its id (a new comp, crossfade or gain); returns the old one."""
+        clips = self.project.clips
+        index = next(i for i, c in enumerate(clips) if c.id == clip.id)
+        old, clips[index] = clips[index], clip
+        self._bump(clips=True)
+        self.clips_changed.emit()
+        return old
 
     def set_clip_gain(self, clip_id: str, gain_db: float) -> None:
         clip = self.project.clip(clip_id)

@@ -2,7 +2,7 @@
 
 Pure Python + numpy (no Qt). A project on disk is
 
-    film.foleyproj           JSON: {"format": "mdsgen-foley-project", "version": 3, "video": ..., "segments": ...}
+    film.foleyproj           JSON: {"format": "mdsgen-foley-project", "version": 4, "video": ..., "segments": ...}
     film.media/<audio>.wav   every take and clip audio the JSON names, 24-bit PCM at the project's sample rate
 
 Version 2 added hits (onset times, s from the segment start) to segments ("hits", "hits_state") and takes ("hits",
@@ -13,6 +13,10 @@ Version 3 added markers ("markers", "next_marker_number": named points on the vi
 the video: its start timecode ("timecode", what the container records, for the exported stems' time references)
 and, for a video made of a still image, the image ("source_image"). A version 1 or 2 file opens with no markers,
 no timecode known (the export probes the video for it) and no source image.
+
+Version 4 added comping to clips: "parts" (after the clip's first take, from which time on which other take of
+the segment plays) and "crossfade_s" (the equal-power crossfade centred on each cut). Older files open with every
+clip one take.
 
 Every file is written atomically (temp file beside the target, fsync, rename), audio before the JSON that names
 it, so a crash or a full disk at any moment leaves the previous project readable. Audio is immutable once made
@@ -34,11 +38,11 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from engine import atomic_write_text, write_wav
+from engine import DEFAULT_COMP_CROSSFADE_S, MAX_COMP_CROSSFADE_S, atomic_write_text, write_wav
 from foley_app.errors import ProjectFileError
 
 FORMAT = "mdsgen-foley-project"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 PROJECT_SUFFIX = ".foleyproj"
 SAMPLE_RATE = 16_000
 
@@ -128,8 +132,21 @@ class Segment:
 
 
 @dataclass
+class ClipPart:
+    """From `time` (s from its clip's start) to the next part, the clip plays this take of its segment."""
+
+    time: float
+    take_index: int
+    seed: int
+    audio_id: str
+
+
+@dataclass
 class Clip:
-    """An accepted take placed on the Foley track at `start` (s), with its own gain."""
+    """An accepted take placed on the Foley track at `start` (s), with its own gain.
+
+    A comped clip plays its first take (`audio_id`, `take_index`, `seed`) up to the first of `parts`, then each
+    part's take up to the next; `crossfade_s` is the equal-power crossfade centred on every cut."""
 
     id: str
     segment_id: str
@@ -139,6 +156,32 @@ class Clip:
     seed: int
     take_index: int
     gain_db: float = 0.0
+    parts: list[ClipPart] = field(default_factory=list)  # sorted by time, all > 0
+    crossfade_s: float = DEFAULT_COMP_CROSSFADE_S
+
+    def take_indices(self) -> list[int]:
+        """The take each part plays, the first part's first."""
+        return [self.take_index, *(p.take_index for p in self.parts)]
+
+    def part_times(self) -> list[float]:
+        """Where each part starts (s from the clip's start), 0 for the first."""
+        return [0.0, *(p.time for p in self.parts)]
+
+    def part_at(self, t: float) -> int:
+        """The index of the part that plays at `t` (s from the clip's start; 0 for the first take)."""
+        return max(0, sum(1 for p in self.parts if p.time <= t))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Clip:
+        fields = {k: v for k, v in d.items() if k not in ("parts", "crossfade_s")}
+        parts = sorted((ClipPart(time=float(p["time"]), take_index=int(p["take_index"]), seed=int(p["seed"]),
+                                 audio_id=str(p["audio_id"])) for p in d.get("parts", [])), key=lambda p: p.time)
+        if any(not (math.isfinite(p.time) and p.time > 0.0) for p in parts):
+            raise ValueError(f"clip {d.get('id')}: a comp part starts at a time not inside the clip")
+        xf = float(d.get("crossfade_s", DEFAULT_COMP_CROSSFADE_S))
+        if not (math.isfinite(xf) and 0.0 <= xf <= MAX_COMP_CROSSFADE_S):
+            raise ValueError(f"clip {d.get('id')}: crossfade {xf!r} s is not in [0, {MAX_COMP_CROSSFADE_S}]")
+        return cls(**fields, parts=parts, crossfade_s=xf)
 
 
 @dataclass
@@ -168,6 +211,7 @@ class Project:
 
     def audio_ids(self) -> set[str]:
         ids = {c.audio_id for c in self.clips}
+        ids.update(p.audio_id for c in self.clips for p in c.parts)
         for s in self.segments:
             ids.update(t.audio_id for t in s.takes)
         return ids
@@ -223,7 +267,7 @@ class Project:
             )
             for s in d.get("segments", [])
         ]
-        clips = [Clip(**c) for c in d.get("clips", [])]
+        clips = [Clip.from_dict(c) for c in d.get("clips", [])]
         markers = sorted((_marker(m) for m in d.get("markers", [])), key=lambda m: (m.time, m.id))
         return cls(
             video=video, segments=segments, clips=clips,

@@ -11,11 +11,15 @@ from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
 from engine import (
+    DEFAULT_COMP_CROSSFADE_S,
     DEFAULT_FILL_OVERLAP_S,
     EDGE_FADE_S,
+    MAX_COMP_CROSSFADE_S,
     ClipPlan,
+    CompPart,
     MixClip,
     clip_stems,
+    comp_cut_spans,
     crossfade_spans,
     db_to_gain,
     fill_starts,
@@ -24,14 +28,36 @@ from engine import (
     nudge,
     place_segment,
     plan_mix,
+    render_comp,
     render_mix,
     snap_to_frame,
 )
 
 __all__ = [
-    "DEFAULT_FILL_OVERLAP_S", "EDGE_FADE_S", "ClipPlan", "MixClip", "clamp_hit", "clip_stems", "crossfade_spans",
-    "db_to_gain", "fill_starts", "floor_to_frame", "format_time", "max_segment_start", "nudge", "place_segment",
-    "plan_mix", "render_mix", "segment_at", "shift_hits", "snap_to_frame",
+    "DEFAULT_COMP_CROSSFADE_S",
+    "DEFAULT_FILL_OVERLAP_S",
+    "EDGE_FADE_S",
+    "MAX_COMP_CROSSFADE_S",
+    "ClipPlan",
+    "CompPart",
+    "MixClip",
+    "clamp_hit",
+    "clip_stems",
+    "comp_cut_spans",
+    "crossfade_spans",
+    "db_to_gain",
+    "fill_starts",
+    "floor_to_frame",
+    "format_time",
+    "max_segment_start",
+    "nudge",
+    "place_segment",
+    "plan_mix",
+    "render_comp",
+    "render_mix",
+    "segment_at",
+    "shift_hits",
+    "snap_to_frame",
 ]
 
 

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from engine import DIFF_FOLEY, mel_spectrogram
 from foley_app.document.document import ProjectDocument
 from foley_app.document.project import HITS_DETECTED, HITS_PENDING, Segment
-from foley_app.document.timeline import format_time
+from foley_app.document.timeline import DEFAULT_COMP_CROSSFADE_S, MAX_COMP_CROSSFADE_S, format_time
 from foley_app.jobs import Job, JobProgress, JobRunner
 from foley_app.views import theme
 from foley_app.views.qt_models import CandidatesModel, ClipsModel
@@ -115,6 +115,7 @@ class CandidatesPanel(QWidget):
     regenerate_requested = Signal()
     take_highlighted = Signal(int)
     gain_requested = Signal(str, float)
+    crossfade_requested = Signal(str, float)  # clip id, seconds: the crossfade at a comp's cuts
     remove_clip_requested = Signal(str)
     clip_selected = Signal(str)
 
@@ -209,9 +210,12 @@ class CandidatesPanel(QWidget):
         col.addLayout(row)
 
         self.clip_box = QGroupBox("On the Foley track")
-        cb = QHBoxLayout(self.clip_box)
+        box = QVBoxLayout(self.clip_box)
         self.clip_label = QLabel("nothing accepted yet")
-        cb.addWidget(self.clip_label, 1)
+        self.clip_label.setWordWrap(True)
+        box.addWidget(self.clip_label)
+        cb = QHBoxLayout()
+        box.addLayout(cb)
         cb.addWidget(QLabel("Gain"))
         self.gain = QDoubleSpinBox()
         self.gain.setRange(-60.0, 24.0)
@@ -222,8 +226,21 @@ class CandidatesPanel(QWidget):
         self.gain.setKeyboardTracking(False)
         self.gain.valueChanged.connect(self._on_gain_changed)
         cb.addWidget(self.gain)
+        self.crossfade_label = QLabel("Crossfade")
+        cb.addWidget(self.crossfade_label)
+        self.crossfade = QDoubleSpinBox()
+        self.crossfade.setRange(0.0, MAX_COMP_CROSSFADE_S * 1000.0)
+        self.crossfade.setSingleStep(5.0)
+        self.crossfade.setDecimals(0)
+        self.crossfade.setSuffix(" ms")
+        self.crossfade.setToolTip("Equal-power crossfade centred on each cut between takes of this clip (S splits "
+                                  "the clip at the playhead; every change can be undone)")
+        self.crossfade.setKeyboardTracking(False)
+        self.crossfade.valueChanged.connect(self._on_crossfade_changed)
+        cb.addWidget(self.crossfade)
         self.remove_clip_button = _button("Remove", "Take this clip off the Foley track")
         self.remove_clip_button.clicked.connect(self._remove_current_clip)
+        cb.addStretch(1)
         cb.addWidget(self.remove_clip_button)
         col.addWidget(self.clip_box)
         self.tabs.addTab(page, "Segment")
@@ -343,7 +360,15 @@ class CandidatesPanel(QWidget):
         self.gain.blockSignals(True)
         self.gain.setValue(clip.gain_db if clip else 0.0)
         self.gain.blockSignals(False)
-        self.clip_label.setText(f"{clip.label} (seed {clip.seed}) at {clip.start:.3f} s" if clip else
+        self.crossfade.blockSignals(True)
+        self.crossfade.setValue(round(clip.crossfade_s * 1000.0) if clip else DEFAULT_COMP_CROSSFADE_S * 1000.0)
+        self.crossfade.blockSignals(False)
+        comped = clip is not None and bool(clip.parts)
+        self.crossfade.setEnabled(comped)
+        self.crossfade_label.setEnabled(comped)
+        seeds = f"seed {clip.seed}" if clip and not clip.parts else (
+            f"{len(clip.parts) + 1} parts" if clip else "")
+        self.clip_label.setText(f"{clip.label} ({seeds}) at {clip.start:.3f} s" if clip else
                                 "nothing accepted yet")
         self._refresh_progress()
 
@@ -384,6 +409,11 @@ class CandidatesPanel(QWidget):
         clip = self.doc.project.clip_for_segment(self.doc.current_segment_id)
         if clip is not None and math.isfinite(value) and abs(value - clip.gain_db) > 1e-9:
             self.gain_requested.emit(clip.id, float(value))
+
+    def _on_crossfade_changed(self, ms: float) -> None:
+        clip = self.doc.project.clip_for_segment(self.doc.current_segment_id)
+        if clip is not None and math.isfinite(ms) and abs(ms / 1000.0 - clip.crossfade_s) > 1e-9:
+            self.crossfade_requested.emit(clip.id, float(ms) / 1000.0)
 
     def _remove_current_clip(self) -> None:
         clip = self.doc.project.clip_for_segment(self.doc.current_segment_id)

@@ -67,6 +67,7 @@ A_NUDGE_L, A_NUDGE_R, A_NUDGE_L_1S, A_NUDGE_R_1S = "nudge_left", "nudge_right", 
 A_PREV_SEGMENT, A_NEXT_SEGMENT, A_DELETE_SEGMENT, A_FILL = "prev_segment", "next_segment", "delete_segment", "fill"
 A_GENERATE, A_REGENERATE, A_CANCEL = "generate", "regenerate", "cancel_generation"
 A_ACCEPT, A_STOP_AUDITION, A_REMOVE_CLIP = "accept", "stop_audition", "remove_clip"
+A_SPLIT_CLIP, A_JOIN_CUT = "split_clip", "join_cut"
 A_ADD_HIT, A_DELETE_HIT, A_CLEAR_HITS, A_REDETECT_HITS = "add_hit", "delete_hit", "clear_hits", "redetect_hits"
 A_ADD_MARKER, A_PREV_MARKER, A_NEXT_MARKER, A_MARKERS = "add_marker", "prev_marker", "next_marker", "show_markers"
 A_ZOOM_IN, A_ZOOM_OUT, A_ZOOM_FIT, A_MUTE_ORIGINAL, A_HISTORY = "zoom_in", "zoom_out", "zoom_fit", "mute", "history"
@@ -289,6 +290,13 @@ class MainWindow(QMainWindow):
           tip="Put the highlighted candidate on the Foley track")
         a(A_STOP_AUDITION, "Stop Audition", pb.stop_audition, "Esc", tip="Back to the Foley track")
         a(A_REMOVE_CLIP, "&Remove Clip from Track", lambda: ed.remove_clip(), "Shift+Delete")
+        a(A_SPLIT_CLIP, "&Split Clip at Playhead", lambda: ed.split_at(pb.current_time()), "S",
+          tip="Cut the clip under the playhead in two; pick another take for a part on its take lane")
+        a(A_JOIN_CUT, "Remove &Cut Nearest Playhead", lambda: ed.join_at(pb.current_time()), "Shift+S",
+          tip="Join the two parts of a comped clip at the cut nearest the playhead")
+        for k in range(1, 10):
+            a(f"use_take_{k}", f"Use Candidate {k} at Playhead", lambda k=k: ed.use_take_at_playhead(k - 1),
+              f"Alt+{k}", tip=f"Candidate {k} plays in the part of the clip under the playhead (comping)")
 
         a(A_ZOOM_IN, "Zoom &In", lambda: self.timeline.zoom(1.5, pb.current_time()), ["=", "+"])
         a(A_ZOOM_OUT, "Zoom &Out", lambda: self.timeline.zoom(1 / 1.5, pb.current_time()), "-")
@@ -378,6 +386,9 @@ class MainWindow(QMainWindow):
             am.addAction(ac[f"audition_{k}"])
         for key in (A_STOP_AUDITION, None, A_ACCEPT, A_REMOVE_CLIP):
             cm.addSeparator() if key is None else cm.addAction(ac[key])  # type: ignore[attr-defined]
+        comp = menu("C&omp", [A_SPLIT_CLIP, A_JOIN_CUT, None])
+        for k in range(1, 10):
+            comp.addAction(ac[f"use_take_{k}"])  # type: ignore[attr-defined]
         menu("&View", [A_ZOOM_IN, A_ZOOM_OUT, A_ZOOM_FIT, None, A_MUTE_ORIGINAL, None, A_HISTORY])
         menu("&Help", [A_SHORTCUTS, A_LOG_FOLDER, None, A_ABOUT])
 
@@ -412,6 +423,8 @@ class MainWindow(QMainWindow):
         tl.hits_clear_requested.connect(lambda sid: ed.clear_hits([sid]))
         tl.hits_redetect_requested.connect(lambda sid: ed.redetect_hits([sid]))
         tl.marker_clicked.connect(self._go_to_marker)
+        tl.take_audition_requested.connect(ed.audition_lane)
+        tl.take_use_requested.connect(ed.use_take_at)
         mp = self.markers_panel
         mp.add_requested.connect(self.add_marker)
         mp.jump_requested.connect(self._go_to_marker)
@@ -426,6 +439,7 @@ class MainWindow(QMainWindow):
         p.regenerate_requested.connect(lambda: ed.generate(new_seeds=True))
         p.take_highlighted.connect(ed.highlight_take)
         p.gain_requested.connect(ed.set_clip_gain)
+        p.crossfade_requested.connect(ed.set_crossfade)
         p.remove_clip_requested.connect(ed.remove_clip)
         p.clip_selected.connect(doc.set_selected_clip)
         pb.position_changed.connect(self._on_position)
@@ -467,6 +481,8 @@ class MainWindow(QMainWindow):
         self.actions_[A_DELETE_HIT].setEnabled(hit)
         self.actions_[A_DELETE_SEGMENT].setText("&Delete Hit" if hit else "&Delete Segment")
         self.actions_[A_EXPORT].setEnabled(bool(self.doc.project.clips))
+        self.actions_[A_SPLIT_CLIP].setEnabled(bool(self.doc.project.clips))
+        self.actions_[A_JOIN_CUT].setEnabled(any(c.parts for c in self.doc.project.clips))
 
     def _on_project_replaced(self) -> None:
         v = self.doc.video

@@ -77,8 +77,8 @@ class CandidatesModel(QAbstractTableModel):
                 if self.auditioning == (seg_id, index.row()):
                     states.append("▶ playing")
                 clip = self.doc.project.clip_for_segment(seg_id)
-                if clip is not None and clip.audio_id == take.audio_id:
-                    states.append("✓ on track")
+                if clip is not None and take.audio_id in {clip.audio_id, *(p.audio_id for p in clip.parts)}:
+                    states.append("✓ on track" if not clip.parts else "✓ in the comp")
                 return "  ".join(states)
         if role == Qt.ItemDataRole.ToolTipRole:
             s = take.settings

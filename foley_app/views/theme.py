@@ -39,6 +39,9 @@ SEGMENT_CURRENT_BRUSH = pg.mkBrush(224, 164, 58, 95)
 SEGMENT_HOVER_BRUSH = pg.mkBrush(224, 164, 58, 120)
 CLIP_BRUSH = pg.mkBrush(70, 150, 95, 45)
 CLIP_SELECTED_BRUSH = pg.mkBrush(90, 190, 120, 80)
+TAKE_WAVE = "#8fb8a0"  # a candidate on its take lane
+COMP_CUT = "#f0f0ff"  # a cut between two parts of a comped clip
+COMP_BRUSH = pg.mkBrush(110, 200, 140, 55)  # where a take lane's candidate plays in the comp
 CROSSFADE_BRUSH = QBrush(QColor(230, 230, 255, 70), Qt.BrushStyle.BDiagPattern)
 LABEL_FILL = pg.mkBrush(20, 22, 26, 190)
 

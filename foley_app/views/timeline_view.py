@@ -21,10 +21,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
-    QLabel,
     QMenu,
     QScrollBar,
-    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -32,30 +30,17 @@ from PySide6.QtWidgets import (
 
 from foley_app.document.document import ProjectDocument
 from foley_app.document.project import HITS_PENDING, HITS_USER
-from foley_app.document.timeline import clamp_hit, crossfade_spans, place_segment
+from foley_app.document.timeline import clamp_hit, comp_cut_spans, crossfade_spans, place_segment
 from foley_app.jobs import JobRunner
 from foley_app.views import theme
+from foley_app.views.lane import HEADER_WIDTH, Lane
+from foley_app.views.take_lanes import TakeLanes
 from foley_app.views.waveform import WaveformJobs
 
-HEADER_WIDTH = 118
 SCROLL_STEPS = 10_000
 HIT_SPAN = (0.0, 0.52)  # fraction of the picture lane's height: the segment's hits
 TAKE_HIT_SPAN = (0.54, 0.72)  # the highlighted take's hits, just above
 MEL_MAX_COLUMNS = 8192  # the track's mel image (10 minutes are 37,500 frames: 30 ms to colour on the GUI thread)
-
-
-class TimeAxis(pg.AxisItem):
-    """Ticks as m:ss (m:ss.s when zoomed in)."""
-
-    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
-        out = []
-        for v in values:
-            if v < 0:
-                out.append("")
-                continue
-            m, s = divmod(v, 60.0)
-            out.append(f"{int(m)}:{s:04.1f}" if spacing < 1.0 else f"{int(m)}:{round(s):02d}")
-        return out
 
 
 class SegmentRegion(pg.LinearRegionItem):
@@ -207,52 +192,6 @@ class ClipItem(pg.LinearRegionItem):
             self.on_click(self.clip_id)
 
 
-class Lane(QWidget):
-    """A header (title, extra buttons) beside a plot."""
-
-    def __init__(self, title: str, height: int, *, top_axis: bool = False, tooltip: str = "") -> None:
-        super().__init__()
-        self.setToolTip(tooltip)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.setSpacing(0)
-        self.header = QWidget()
-        self.header.setObjectName("laneHeader")
-        self.header.setFixedWidth(HEADER_WIDTH)
-        hl = QVBoxLayout(self.header)
-        hl.setContentsMargins(8, 4, 6, 4)
-        hl.setSpacing(2)
-        self.title = QLabel(title)
-        self.title.setObjectName("laneTitle")
-        hl.addWidget(self.title)
-        self.subtitle = QLabel("")
-        self.subtitle.setObjectName("laneSubtitle")
-        self.subtitle.setWordWrap(True)
-        hl.addWidget(self.subtitle)
-        self.buttons = QHBoxLayout()
-        self.buttons.setSpacing(2)
-        hl.addLayout(self.buttons)
-        hl.addStretch(1)
-        row.addWidget(self.header)
-        axes = {"top": TimeAxis("top")} if top_axis else {}
-        self.plot = pg.PlotWidget(axisItems=axes)
-        self.plot.setMenuEnabled(False)
-        self.plot.hideButtons()
-        pi = self.plot.getPlotItem()
-        pi.hideAxis("left")
-        pi.hideAxis("bottom")
-        if top_axis:
-            pi.showAxis("top")
-            pi.getAxis("top").setHeight(22)
-        pi.layout.setContentsMargins(0, 0, 4, 0)
-        self.vb: pg.ViewBox = pi.getViewBox()
-        self.vb.setMouseEnabled(x=True, y=False)
-        self.vb.setDefaultPadding(0.0)
-        row.addWidget(self.plot, 1)
-        self.setFixedHeight(height + (22 if top_axis else 0))
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-
-
 class TimelineView(QWidget):
     """All lanes, the playhead, zoom and scroll."""
 
@@ -268,6 +207,8 @@ class TimelineView(QWidget):
     hits_clear_requested = Signal(str)
     hits_redetect_requested = Signal(str)
     marker_clicked = Signal(str)  # marker id
+    take_audition_requested = Signal(str, int, float)  # segment id, take index, time: a click on a take lane
+    take_use_requested = Signal(str, int, float)  # segment id, take index, time: a double-click on a take lane
 
     def __init__(self, document: ProjectDocument, parent: QWidget | None = None, *,
                  jobs: JobRunner | None = None) -> None:
@@ -312,8 +253,13 @@ class TimelineView(QWidget):
         self.mel = Lane("Spectrogram", 96, tooltip="Mel spectrogram of the Foley track (125 Hz – 7.6 kHz).")
         self.mel.subtitle.setText("mel, 125 Hz – 7.6 kHz")
         self.lanes = [self.picture, self.marker_lane, self.original, self.foley, self.mel]
+        self.take_lanes = TakeLanes(document, self.picture.plot, self._waves)
+        self.take_lanes.audition_requested.connect(self.take_audition_requested)
+        self.take_lanes.use_requested.connect(self.take_use_requested)
         for lane in self.lanes:
             col.addWidget(lane)
+            if lane is self.foley:
+                col.addWidget(self.take_lanes)
             if lane is not self.picture:
                 lane.plot.setXLink(self.picture.plot)
 
@@ -385,6 +331,7 @@ class TimelineView(QWidget):
         dur = self.duration
         for lane in self.lanes:
             lane.vb.setLimits(xMin=0.0, xMax=max(dur, 1.0), minXRange=min(0.25, max(dur, 0.25)))
+        self.take_lanes.set_x_limits(0.0, max(dur, 1.0))
         self.set_thumbnails([])
         self.empty_text.setVisible(self.doc.video is None)
         self.empty_text.setPos(0.5 * max(dur, 1.0), 0.5)
@@ -669,6 +616,18 @@ class TimelineView(QWidget):
             label.setZValue(20)
             self.foley.plot.addItem(label)
             self._clip_items.append(label)
+        for clip in doc.project.clips:  # the cuts of comped clips, with their crossfades
+            length = len(doc.audio.get(clip.audio_id))
+            cuts = [round(p.time * sr) for p in clip.parts]
+            for a, b in comp_cut_spans([0, *cuts], length, round(clip.crossfade_s * sr)):
+                c = clip.start + 0.5 * (a + b) / sr
+                line = pg.InfiniteLine(c, angle=90, movable=False,
+                                       pen=pg.mkPen(theme.COMP_CUT, width=1, style=Qt.PenStyle.DashLine))
+                line.setToolTip(f"Cut between takes, {(b - a) / sr * 1000:.0f} ms equal-power crossfade "
+                                "(Shift+S at the playhead removes it)")
+                line.setZValue(15)
+                self.foley.plot.addItem(line)
+                self._clip_items.append(line)
         for a, b in crossfade_spans(doc.mix_clips()):
             xf = pg.LinearRegionItem(values=(a / sr, b / sr), movable=False, brush=theme.CROSSFADE_BRUSH,
                                      pen=pg.mkPen(None))
@@ -717,6 +676,7 @@ class TimelineView(QWidget):
 
     # ---- playhead, zoom, scroll ------------------------------------------------------------------------------
     def set_playhead(self, t: float) -> None:
+        self.take_lanes.set_playhead(t)
         for line in self.playheads:
             if line.value() != t:
                 line.blockSignals(True)

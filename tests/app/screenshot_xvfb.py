@@ -2,10 +2,13 @@
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python tests/app/screenshot_xvfb.py [--bundle B] [--out PNG]
     .venv/bin/python tests/app/screenshot_xvfb.py --markers --offscreen --out docs/screenshots/foley-markers.png
+    .venv/bin/python tests/app/screenshot_xvfb.py --comp --offscreen --bundle resources/models/default \
+        --out docs/screenshots/foley-take-lanes.png
 
 Opens the demo clip, fills the video with overlapping segments (crossfaded on the Foley track), generates two more
 candidates for a segment, highlights one and grabs the X screen. `--markers` also adds three named markers and
-shows the Markers tab; `--offscreen` renders the window without an X server (Qt's offscreen platform, the window
+shows the Markers tab; `--comp` comps the last segment's clip from three of its candidates (two cuts) and zooms to
+it, so that the take lanes show where each candidate plays; `--offscreen` renders the window without an X server (Qt's offscreen platform, the window
 grabbed instead of the screen; saved as a 256-colour PNG to keep it small). Without --bundle it builds the tests'
 tiny RANDOM-weight bundle (the status bar says so). Not a test (no test_ prefix): run it by hand.
 """
@@ -28,6 +31,7 @@ def main() -> int:
     p.add_argument("--video", default=str(ROOT / "resources/demo/bbb_excerpt.mp4"))
     p.add_argument("--out", default=str(ROOT / "docs/screenshots/foley-editor.png"))
     p.add_argument("--markers", action="store_true", help="add three markers and show the Markers tab")
+    p.add_argument("--comp", action="store_true", help="comp a clip from three candidates, zoomed to it")
     p.add_argument("--offscreen", action="store_true", help="no X server: grab the window, not the screen")
     p.add_argument("--size", default="1600x1000", help="the window's size with --offscreen")
     args = p.parse_args()
@@ -100,6 +104,15 @@ def main() -> int:
         window.show_markers_list()
         window.markers_panel.select_marker(marker_id)
         ctx.playback.seek(9.4)
+    if args.comp:
+        seg = segs[-1]
+        clip = ctx.document.project.clip_for_segment(seg.id)
+        a, b = clip.start + 2.6, clip.start + 5.4
+        for t, take in ((a, 0), (b, 3)):
+            ed.split_at(t)
+            ed.use_take_at(seg.id, take, t + 0.1)
+        window.timeline.picture.vb.setXRange(seg.start - 0.3, seg.start + seg.duration + 0.3, padding=0)
+        ctx.playback.seek(a + 1.0)
     until(lambda: not ctx.jobs.busy())
     wait(1500)
     # the X screen, as a user would see it; offscreen, the window itself

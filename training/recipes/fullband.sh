@@ -2,6 +2,8 @@
 # The full-band mel front-end (issue #15): the exact commands behind docs/results.md's "The mel front-end", resumable.
 #   bash training/recipes/fullband.sh levers    # the VAE's latent channels at equal steps, from scratch (4 vs 8)
 #   bash training/recipes/fullband.sh vae       # the VAE on the 0-8000 Hz mel, warm-started from the shipped VAE
+#   NAME=fullband-s2 VAE_STEPS=1400 VAE_INIT=$RUNS/fullband-s1/stages/vae/vae.safetensors \
+#     bash training/recipes/fullband.sh vae     # ... and 1400 steps more from there (fullband-s2: 2000 in all)
 #   bash training/recipes/fullband.sh main      # the denoiser on its latents, warm-started from the shipped one
 #   bash training/recipes/fullband.sh export    # detector stage + bundle
 #   bash training/recipes/fullband.sh evaluate  # docs/results.md's controls table (vocoded, reconstruction, generated)
@@ -21,7 +23,7 @@ SHIPPED=resources/models/default
 WON=(--set denoiser.min_snr_gamma=5.0 --set denoiser.mask_kind=none --set denoiser.video_shift_prob=0.25)
 common=(--config default --data "$DATA" --runs-dir "$RUNS" --from-bundle "$SHIPPED" --no-progress --name "$NAME"
         --set spec=foley-16k --set "data.cache_dir=$CACHE" --set runtime.threads=2
-        --set "vae.init_from=$SHIPPED/vae.safetensors" --set vae.loop.steps="${VAE_STEPS:-600}"
+        --set "vae.init_from=${VAE_INIT:-$SHIPPED/vae.safetensors}" --set vae.loop.steps="${VAE_STEPS:-600}"
         --set vae.optim.warmup_steps=50 --set vae.loop.val_every=200 --set vae.loop.ckpt_every=100
         --set "denoiser.init_from=$SHIPPED/denoiser.safetensors" --set denoiser.optim.warmup_steps=50
         --set denoiser.loop.steps="${MAIN_STEPS:-1000}" --set denoiser.loop.val_every=200
