@@ -33,6 +33,7 @@ from engine.hits import MAX_HITS, check_hits, parse_hits_arg
 from engine.interchange import TIMELINE_SUFFIXES, StemClip, TimelineMarker, export_timeline, read_timeline
 from engine.manifest import ModelManifest, load_manifest
 from engine.media import (
+    MUX_SUFFIXES,
     STILL_SUFFIXES,
     FrameBatch,
     MuxPlan,
@@ -89,6 +90,7 @@ __all__ = [
     "EDGE_FADE_S",
     "MAX_COMP_CROSSFADE_S",
     "MAX_HITS",
+    "MUX_SUFFIXES",
     "STILL_SUFFIXES",
     "TIMELINE_SUFFIXES",
     "BackendKind",

@@ -77,8 +77,10 @@ _EPS = 1e-6
 _MUX_RATE = 48_000
 _MUX_BIT_RATE = 128_000
 _AAC_FRAME = 1024
-# Output suffix -> FFmpeg muxer. WebM is left out on purpose: it cannot hold AAC.
+# Output suffix -> FFmpeg muxer: the one table of what a muxed export may be called (the editor's export dialog and
+# its checks read MUX_SUFFIXES). WebM is left out on purpose: it cannot hold AAC.
 _MUX_FORMATS: dict[str, str] = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+MUX_SUFFIXES: tuple[str, ...] = tuple(_MUX_FORMATS)
 # How far ahead of the video packets the audio packets are written (interleaving).
 _INTERLEAVE_AHEAD = 0.5
 # The video re-encode when the output container cannot hold the source's codec (Theora or VP8 into MP4): H.264 at

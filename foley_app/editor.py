@@ -40,6 +40,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from engine import (
     DIFF_FOLEY,
     MAX_HITS,
+    MUX_SUFFIXES,
     Cancelled,
     GenerationResult,
     InvalidRequestError,
@@ -90,7 +91,7 @@ from foley_app.document.project import (
 )
 from foley_app.document.timeline import clamp_hit, fill_starts, floor_to_frame, format_time, place_segment, segment_at
 from foley_app.errors import UserMessage, explain
-from foley_app.export import ExportRequest, ExportResult, ExportSession, run_export
+from foley_app.export import ExportDefaults, ExportRequest, ExportResult, ExportSession, run_export
 from foley_app.frames import FrameSource, read_thumbnails
 from foley_app.jobs import Job
 
@@ -1038,15 +1039,13 @@ class Editor(QObject):
         self._status(f"Hit detection of {m['label']} failed: {exc} (add hits by hand with H).", 10000)
 
     # ---- export ------------------------------------------------------------------------------------------------------
-    def export_defaults(self) -> Any:
-        from foley_app.views.dialogs.export_dialog import ExportDefaults
-
+    def export_defaults(self) -> ExportDefaults:
         v = self.doc.video
         if v is not None:
             src = Path(v.path)
             named = Path(v.source_image) if v.source_image else src  # a still's video lives in the app's folder
             folder = Path(self.ctx.settings.export_dir) if self.ctx.settings.export_dir else named.parent
-            keep = src.suffix.lower() in (".mp4", ".mov", ".mkv")
+            keep = src.suffix.lower() in MUX_SUFFIXES
             mp4 = folder / f"{named.stem}_foley{src.suffix if keep else '.mp4'}"
             base = folder / f"{named.stem}_foley"
         else:

@@ -25,11 +25,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from scipy.signal import resample_poly
 
 from engine import (
+    MUX_SUFFIXES,
     TIMELINE_SUFFIXES,
     Cancelled,
     MixClip,
@@ -47,7 +49,7 @@ from engine import (
     write_bwf,
     write_wav,
 )
-from foley_app.errors import ExportError
+from foley_app.errors import ExportError, UserMessage
 
 STEM_RATE = 48_000
 TRACK_FILE = "foley.wav"  # the whole track, in the stems folder
@@ -141,6 +143,81 @@ def check_request(req: ExportRequest) -> None:
             raise ExportError(f"{a.name} is the source video; it is never overwritten. Choose another name.")
         if any(_same_file(a, b) for b in targets[i + 1:]):
             raise ExportError(f"{a} is chosen for two outputs; each output needs a file of its own.")
+
+
+@dataclass
+class ExportDefaults:
+    """What the export dialog starts from (the editor's `export_defaults`): the project's names and settings."""
+
+    video_path: str | None
+    mp4_path: str
+    wav_path: str
+    normalize: bool
+    target_lufs: float
+    sample_rate: int = 16_000  # the project's: the WAV's rate
+    stems_dir: str = ""
+    timeline_path: str = ""
+    markers: int = 0  # how many markers the timeline gets
+
+
+class PrompterLike(Protocol):
+    def error(self, msg: UserMessage) -> None: ...
+    def ask(self, title: str, text: str, choices: list[str], default: str, *, details: str = "") -> str: ...
+
+
+def build_request(video: str | None, mp4: Path | None, wav: Path | None, normalize: bool, target: float,
+                  prompter: PrompterLike, *, stems: Path | None = None, timeline: Path | None = None,
+                  timeline_suffix: str = ".otio") -> ExportRequest | None:
+    """The export dialog's choices as a request: the same rules as `check_request`, put to the user (an error
+    that says what to choose, a question before replacing files); None if the user backs out."""
+    if mp4 is None and wav is None and stems is None and timeline is None:
+        prompter.error(UserMessage("Nothing to export", "Neither the video, the WAV, the stems nor a timeline is "
+                                   "selected.", "Tick at least one of them."))
+        return None
+    if timeline is not None:
+        known = [s for _n, s in TIMELINE_FORMATS]
+        if timeline.suffix.lower() not in known:
+            timeline = timeline.with_name(timeline.name + timeline_suffix)
+        if stems is None:
+            prompter.error(UserMessage("The timeline needs the stems", "A timeline refers to the Foley stems.",
+                                       "Tick the stems too and choose a folder for them."))
+            return None
+    if stems is not None and stems.exists() and not stems.is_dir():
+        prompter.error(UserMessage("Not a folder", f"{stems} is a file; the stems go into a folder.",
+                                   "Choose a folder (it is made if it does not exist)."))
+        return None
+    if mp4 is not None and mp4.suffix.lower() not in MUX_SUFFIXES:
+        prompter.error(UserMessage("Unsupported video format", f"{mp4.name} does not end in "
+                                   f"{', '.join(MUX_SUFFIXES[:-1])} or {MUX_SUFFIXES[-1]}.",
+                                   "Choose one of those (.mkv holds every video codec)."))
+        return None
+    if wav is not None and wav.suffix.lower() != ".wav":
+        wav = wav.with_name(wav.name + ".wav")
+    targets = [p for p in (mp4, wav, stems / TRACK_FILE if stems is not None else None, timeline) if p is not None]
+    for i, a in enumerate(targets):
+        if video and _same_file(Path(video), a):
+            prompter.error(UserMessage("That is the source video", f"{a.name} is the video you are working on; the "
+                                       "editor never overwrites it.", "Choose another name for the export."))
+            return None
+        if any(_same_file(a, b) for b in targets[i + 1:]):
+            prompter.error(UserMessage("One file for two outputs", f"{a} is chosen for two outputs.",
+                                       "Give each output a file of its own."))
+            return None
+    existing = [p for p in (mp4, wav, timeline) if p is not None and p.exists()]
+    earlier_stems = stems_targets(stems) if stems is not None else []
+    overwrite = False
+    if existing or earlier_stems:
+        names = [p.name for p in existing]
+        if earlier_stems:
+            names.append(f"an earlier stems export in {stems} ({len(earlier_stems)} files)")
+        details = "Replacing is atomic: the old file stays intact until the new one is complete."
+        if earlier_stems:
+            details += " Earlier stems that this export does not write again are removed."
+        if prompter.ask("Replace files?", f"{', '.join(names)} already exist{'s' if len(names) == 1 else ''}.",
+                        ["Replace", "Cancel"], "Cancel", details=details) != "Replace":
+            return None
+        overwrite = True
+    return ExportRequest(video, mp4, wav, normalize, target, overwrite, stems, timeline)
 
 
 def resample_to(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

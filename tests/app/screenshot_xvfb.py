@@ -2,15 +2,16 @@
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python tests/app/screenshot_xvfb.py [--bundle B] [--out PNG]
     .venv/bin/python tests/app/screenshot_xvfb.py --markers --offscreen --out docs/screenshots/foley-markers.png
-    .venv/bin/python tests/app/screenshot_xvfb.py --comp --offscreen --bundle resources/models/default \
-        --out docs/screenshots/foley-take-lanes.png
+    .venv/bin/python tests/app/screenshot_xvfb.py --comp --offscreen --bundle resources/models/default
+        --out docs/screenshots/foley-take-lanes.png          (one command)
 
 Opens the demo clip, fills the video with overlapping segments (crossfaded on the Foley track), generates two more
 candidates for a segment, highlights one and grabs the X screen. `--markers` also adds three named markers and
 shows the Markers tab; `--comp` comps the last segment's clip from three of its candidates (two cuts) and zooms to
-it, so that the take lanes show where each candidate plays; `--offscreen` renders the window without an X server (Qt's offscreen platform, the window
-grabbed instead of the screen; saved as a 256-colour PNG to keep it small). Without --bundle it builds the tests'
-tiny RANDOM-weight bundle (the status bar says so). Not a test (no test_ prefix): run it by hand.
+it, so that the take lanes show where each candidate plays; `--offscreen` renders the window without an X server
+(Qt's offscreen platform, the window grabbed instead of the screen; saved as a 256-colour PNG to keep it small).
+Without --bundle it builds the tests' tiny RANDOM-weight bundle (the status bar says so).
+Not a test (no test_ prefix): run it by hand.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from helpers import FakeEngine, ScriptedPrompter, open_video
 
 from engine import Cancelled, read_bext, read_timeline
 from foley_app.errors import ExportError
-from foley_app.export import STEM_RATE, ExportRequest, check_request, run_export
-from foley_app.views.dialogs.export_dialog import ExportDefaults, ExportDialog, build_request
+from foley_app.export import STEM_RATE, ExportDefaults, ExportRequest, build_request, check_request, run_export
+from foley_app.views.dialogs.export_dialog import ExportDialog
 
 DUR = 8.192  # FakeEngine's segment
 TC = "01:00:00:00"

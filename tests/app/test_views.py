@@ -106,7 +106,8 @@ def test_export_choices_never_name_the_source_and_ask_before_replacing(qtbot, ma
                                                                         tmp_path: Path) -> None:
     from helpers import ScriptedPrompter
 
-    from foley_app.views.dialogs.export_dialog import ExportDefaults, ExportDialog, build_request
+    from foley_app.export import ExportDefaults, build_request
+    from foley_app.views.dialogs.export_dialog import ExportDialog
 
     p = ScriptedPrompter()
     assert build_request(str(video_12s), video_12s, None, False, -23.0, p) is None

@@ -3,7 +3,6 @@ FCP7 XML), optional loudness normalisation."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,9 +27,9 @@ from foley_app.export import (
     STEMS_SUBDIR,
     TIMELINE_FORMATS,
     TRACK_FILE,
+    ExportDefaults,
     ExportRequest,
-    _same_file,
-    stems_targets,
+    build_request,
 )
 
 if TYPE_CHECKING:
@@ -42,19 +41,6 @@ LOUDNESS_PRESETS = (
     ("Web / podcast (−16 LUFS)", -16.0),
     ("Streaming platforms (−14 LUFS)", -14.0),
 )
-
-
-@dataclass
-class ExportDefaults:
-    video_path: str | None
-    mp4_path: str
-    wav_path: str
-    normalize: bool
-    target_lufs: float
-    sample_rate: int = 16_000  # the project's: the WAV's rate
-    stems_dir: str = ""
-    timeline_path: str = ""
-    markers: int = 0  # how many markers the timeline gets
 
 
 class ExportDialog(QDialog):
@@ -183,7 +169,7 @@ class ExportDialog(QDialog):
 
     def _browse_mp4(self) -> None:
         path = self.prompter.save_file("Export video", self.mp4_path.text(),
-                                       "MP4 video (*.mp4);;QuickTime (*.mov);;Matroska (*.mkv)")
+                                       "MP4 video (*.mp4 *.m4v);;QuickTime (*.mov);;Matroska (*.mkv)")
         if path:
             self.mp4_path.setText(path)
             self.mp4_check.setChecked(True)
@@ -243,58 +229,3 @@ class ExportDialog(QDialog):
         if request is not None:
             self.request = request
             self.accept()
-
-
-def build_request(video: str | None, mp4: Path | None, wav: Path | None, normalize: bool, target: float,
-                  prompter: Prompter, *, stems: Path | None = None, timeline: Path | None = None,
-                  timeline_suffix: str = ".otio") -> ExportRequest | None:
-    """Validate choices, asking before replacing existing files; None if the user backs out."""
-    from foley_app.errors import UserMessage
-
-    if mp4 is None and wav is None and stems is None and timeline is None:
-        prompter.error(UserMessage("Nothing to export", "Neither the video, the WAV, the stems nor a timeline is "
-                                   "selected.", "Tick at least one of them."))
-        return None
-    if timeline is not None:
-        known = [s for _n, s in TIMELINE_FORMATS]
-        if timeline.suffix.lower() not in known:
-            timeline = timeline.with_name(timeline.name + timeline_suffix)
-        if stems is None:
-            prompter.error(UserMessage("The timeline needs the stems", "A timeline refers to the Foley stems.",
-                                       "Tick the stems too and choose a folder for them."))
-            return None
-    if stems is not None and stems.exists() and not stems.is_dir():
-        prompter.error(UserMessage("Not a folder", f"{stems} is a file; the stems go into a folder.",
-                                   "Choose a folder (it is made if it does not exist)."))
-        return None
-    if mp4 is not None and mp4.suffix.lower() not in (".mp4", ".m4v", ".mov", ".mkv"):
-        prompter.error(UserMessage("Unsupported video format", f"{mp4.name} does not end in .mp4, .mov or .mkv.",
-                                   "Choose one of those (.mkv holds every video codec)."))
-        return None
-    if wav is not None and wav.suffix.lower() != ".wav":
-        wav = wav.with_name(wav.name + ".wav")
-    targets = [p for p in (mp4, wav, stems / TRACK_FILE if stems is not None else None, timeline) if p is not None]
-    for i, a in enumerate(targets):
-        if video and _same_file(Path(video), a):
-            prompter.error(UserMessage("That is the source video", f"{a.name} is the video you are working on; the "
-                                       "editor never overwrites it.", "Choose another name for the export."))
-            return None
-        if any(_same_file(a, b) for b in targets[i + 1:]):
-            prompter.error(UserMessage("One file for two outputs", f"{a} is chosen for two outputs.",
-                                       "Give each output a file of its own."))
-            return None
-    existing = [p for p in (mp4, wav, timeline) if p is not None and p.exists()]
-    earlier_stems = stems_targets(stems) if stems is not None else []
-    overwrite = False
-    if existing or earlier_stems:
-        names = [p.name for p in existing]
-        if earlier_stems:
-            names.append(f"an earlier stems export in {stems} ({len(earlier_stems)} files)")
-        details = "Replacing is atomic: the old file stays intact until the new one is complete."
-        if earlier_stems:
-            details += " Earlier stems that this export does not write again are removed."
-        if prompter.ask("Replace files?", f"{', '.join(names)} already exist{'s' if len(names) == 1 else ''}.",
-                        ["Replace", "Cancel"], "Cancel", details=details) != "Replace":
-            return None
-        overwrite = True
-    return ExportRequest(video, mp4, wav, normalize, target, overwrite, stems, timeline)

@@ -11,8 +11,8 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from engine import STILL_SUFFIXES
 from foley_app.errors import UserMessage
-from foley_app.export import ExportRequest
-from foley_app.views.dialogs.export_dialog import ExportDefaults, ExportDialog
+from foley_app.export import ExportDefaults, ExportRequest
+from foley_app.views.dialogs.export_dialog import ExportDialog
 from foley_app.views.dialogs.still_dialog import StillLengthDialog
 
 _VIDEOS = "*.mp4 *.m4v *.mov *.mkv *.webm *.avi *.ogv *.mpg *.mpeg *.ts *.mts *.wmv *.flv"
