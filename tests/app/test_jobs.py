@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 
 import pytest
 
 from engine import Cancelled
+from foley_app import jobs
 from foley_app.jobs import JobRunner
 
 
@@ -18,15 +20,17 @@ def runner(qapp):
     r.shutdown(5000)
 
 
-def test_result_progress_and_finish_arrive_on_the_gui_thread(qtbot, runner: JobRunner) -> None:
+def test_result_progress_and_finish_arrive_on_the_gui_thread(qtbot, runner: JobRunner, monkeypatch) -> None:
     main = threading.get_ident()
     seen: dict = {"progress": [], "threads": set()}
+    clock = types.SimpleNamespace(now=1000.0)  # the throttle's clock, set by the job: no wall-clock timing
+    monkeypatch.setattr(jobs, "time", types.SimpleNamespace(monotonic=lambda: clock.now))
 
     def work(report, should_cancel):
         seen["worker"] = threading.get_ident()
         for i in range(50):
+            clock.now = 1000.0 + i / 256  # one report every 1/256 s (exact in binary): 0.19 s in all
             report(i / 50, f"step {i}")
-            time.sleep(0.005)
         report(1.0, "done")
         return 42
 
@@ -38,8 +42,10 @@ def test_result_progress_and_finish_arrive_on_the_gui_thread(qtbot, runner: JobR
     with qtbot.waitSignal(runner.job_finished, timeout=5000):
         runner.submit("t", "test", work, on_result=lambda j, r: results.append(r), on_progress=on_progress)
     assert results == [42] and seen["worker"] != main and seen["threads"] == {main}
-    assert seen["progress"][-1] == 1.0
-    assert len(seen["progress"]) < 10  # 0.25 s of 50 reports, throttled to about 10 per second
+    # throttled to one per PROGRESS_INTERVAL_S (0.1 s): the first, the first 26/256 s later (25/256 s is too soon),
+    # and the final one always
+    assert jobs.PROGRESS_INTERVAL_S == 0.1
+    assert seen["progress"] == [0.0, 26 / 50, 1.0]
     assert not runner.busy()
 
 
@@ -102,7 +108,9 @@ def test_finished_jobs_leave_nothing_behind_and_shutdown_ends_the_threads(qtbot,
     qtbot.waitUntil(lambda: len(done) == 40 and not runner.busy(), timeout=20_000)
     assert sorted(done) == [2 * i for i in range(40)]
     assert runner.thread_count() <= 3  # one inference thread, two I/O threads, however many jobs
-    qtbot.wait(50)  # the last queued deliveries are gone
+    # every delivery is made once nothing is busy (a job's finished signal is its last); the threads have let go of
+    # their last job once their pools are idle (the counts drop after `del job, fn`)
+    assert runner.inference_pool.waitForDone(5000) and runner.io_pool.waitForDone(5000)
     gc.collect()
     assert [r for r in refs if r() is not None] == []
     assert runner.shutdown(5000) and runner.thread_count() == 0
