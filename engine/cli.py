@@ -60,6 +60,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         result = engine.generate(
             args.video, args.start, candidates=args.candidates, seed=args.seed, steps=args.steps,
             guidance=args.guidance, hits=hits, sample_rate=args.sample_rate, on_progress=on_progress,
+            guidance_interval=args.guidance_interval,
         )
     finally:
         bar.close()
@@ -272,6 +273,19 @@ def _cmd_import_official(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interval(text: str) -> tuple[float, float] | str | None:
+    """--guidance-interval: "LO,HI" noise levels, "all" (None: every step guided) or "default"."""
+    if text in ("all", "default"):
+        return None if text == "all" else text
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LO,HI (two numbers) or 'all'") from None
+    if not 0.0 <= lo < hi:
+        raise argparse.ArgumentTypeError(f"{text!r}: the interval needs 0 <= LO < HI")
+    return (lo, hi)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="foley", description="Generate Foley for video segments with MDSGen.")
     p.add_argument("-v", "--verbose", action="store_true", help="log what the engine does")
@@ -284,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="candidate k uses seed + k (default 0)")
     g.add_argument("--steps", type=int, default=None, help="sampler steps (default: the bundle's, 25)")
     g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default 5)")
+    g.add_argument("--guidance-interval", type=_interval, default="default", metavar="LO,HI|all",
+                   help="guide only where the noise level sigma/alpha is in (LO, HI] (e.g. 0.28,5.42; the other "
+                        "steps cost half), or 'all' (every step); default: the bundle's")
     g.add_argument("--bundle", default=None, help="model bundle folder (default: the shipped model)")
     g.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for inference")

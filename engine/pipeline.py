@@ -369,6 +369,7 @@ class FoleyEngine:
         sample_rate: int | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
+        guidance_interval: tuple[float, float] | Literal["default"] | None = "default",
     ) -> GenerationResult:
         """Generate `candidates` takes of Foley for the segment of `video` starting at `start` seconds.
 
@@ -378,14 +379,20 @@ class FoleyEngine:
         in seconds from `start`, or [] (none). Each take's settings record "hits" and "hits_source".
         sample_rate: the takes' rate, one of `output_rates` (None: `default_output_rate`); the settings record it,
         the generated rate and the `rate_stage` that made it.
+        guidance_interval: (lo, hi) noise levels σ/α where guidance applies (`sample_dpmpp_2m`), None for every
+        step, "default" for the bundle's sampler default (MDSGen's: every step).
         """
         defaults = self.manifest.sampler_defaults
+        if isinstance(guidance_interval, str):
+            gi = defaults.get("guidance_interval")
+            guidance_interval = (float(gi[0]), float(gi[1])) if gi else None
         cfg = SamplerConfig(
             steps=int(steps if steps is not None else defaults["steps"]),
             guidance=float(guidance if guidance is not None else defaults["guidance"]),
             guidance_power=float(defaults.get("guidance_power", 0.01)),
             candidates=candidates,
             seed=seed,
+            guidance_interval=guidance_interval,
         )
         if not np.isfinite(start) or start < 0:
             raise InvalidRequestError(f"start must be a time in seconds >= 0, got {start}")
@@ -444,7 +451,8 @@ class FoleyEngine:
         report("denoise", 0.0, f"denoising step 0/{cfg.steps}", 0, cfg.steps)
         z = sample_dpmpp_2m(
             x_T, denoise, self._schedule, steps=cfg.steps, guidance=cfg.guidance,
-            guidance_power=cfg.guidance_power, on_step=on_step, should_cancel=cancel,
+            guidance_power=cfg.guidance_power, guidance_interval=cfg.guidance_interval, on_step=on_step,
+            should_cancel=cancel,
         )
         timings["denoise"] = time.perf_counter() - t0
         check()
@@ -485,6 +493,7 @@ class FoleyEngine:
             "steps": cfg.steps,
             "guidance": cfg.guidance,
             "guidance_power": cfg.guidance_power,
+            "guidance_interval": list(cfg.guidance_interval) if cfg.guidance_interval else None,
             "candidates": cfg.candidates,
             "backend": self.backend.name,
             "vocoder": self.manifest.components["vocoder"].type,

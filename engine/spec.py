@@ -180,6 +180,7 @@ class SamplerConfig:
     guidance_power: float = 0.01
     candidates: int = 4
     seed: int = 0
+    guidance_interval: tuple[float, float] | None = None  # EDM noise levels (lo, hi] where CFG applies; None: all
 
     def __post_init__(self) -> None:
         from engine.errors import InvalidRequestError
@@ -192,6 +193,9 @@ class SamplerConfig:
             raise InvalidRequestError(f"guidance must be between 0 and 50 (1 = no guidance), got {self.guidance}")
         if self.guidance_power <= 0:
             raise InvalidRequestError(f"guidance_power must be positive, got {self.guidance_power}")
+        gi = self.guidance_interval
+        if gi is not None and not (len(gi) == 2 and 0.0 <= float(gi[0]) < float(gi[1])):
+            raise InvalidRequestError(f"guidance_interval must be two noise levels 0 <= lo < hi, got {gi}")
         if not 0 <= self.seed < 2**63:
             raise InvalidRequestError(f"seed must be a non-negative 64-bit integer, got {self.seed}")
 

@@ -114,3 +114,14 @@ def test_mux_of_a_vp8_source_to_mp4_re_encodes_and_says_so(tiny_bundle: Path, vi
     with av.open(str(mp4)) as c:
         assert c.streams.video[0].codec_context.name == "h264" and len(c.streams.audio) == 1
     assert _decoded_audio_seconds(mp4) == pytest.approx(9.0, abs=0.05)
+
+
+def test_guidance_interval_argument() -> None:
+    from engine.cli import build_parser
+
+    parse = lambda *a: build_parser().parse_args(["generate", "v.mp4", *a]).guidance_interval  # noqa: E731
+    assert parse() == "default" and parse("--guidance-interval", "all") is None
+    assert parse("--guidance-interval", "0.28,5.42") == (0.28, 5.42)
+    for bad in ("5,1", "x", "1,2,3"):
+        with pytest.raises(SystemExit):
+            parse("--guidance-interval", bad)

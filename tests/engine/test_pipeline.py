@@ -56,6 +56,18 @@ def test_same_seed_same_candidate_whatever_the_batch(engine, video_12s: Path) ->
     np.testing.assert_allclose(a.candidates[1].mel, b.candidates[0].mel, atol=1e-4)
 
 
+def test_guidance_interval_reaches_the_sampler_and_the_settings(engine, video_12s: Path) -> None:
+    plain = engine.generate(video_12s, 0.0, candidates=1, seed=0, steps=6)
+    assert plain.candidates[0].settings["guidance_interval"] is None  # the bundle's default: every step guided
+    inner = engine.generate(video_12s, 0.0, candidates=1, seed=0, steps=6, guidance_interval=(0.28, 5.42))
+    assert inner.candidates[0].settings["guidance_interval"] == [0.28, 5.42]
+    assert np.abs(inner.candidates[0].mel - plain.candidates[0].mel).max() > 1e-4
+    every = engine.generate(video_12s, 0.0, candidates=1, seed=0, steps=6, guidance_interval=(0.0, 1e9))
+    np.testing.assert_allclose(every.candidates[0].mel, plain.candidates[0].mel, atol=1e-5)
+    with pytest.raises(InvalidRequestError, match="guidance_interval"):
+        engine.generate(video_12s, 0.0, candidates=1, steps=2, guidance_interval=(2.0, 1.0))
+
+
 def test_the_video_conditions_the_output(engine, video_12s: Path) -> None:
     a = engine.generate(video_12s, 0.0, candidates=1, seed=0, steps=3)
     b = engine.generate(video_12s, 3.5, candidates=1, seed=0, steps=3)

@@ -10,6 +10,7 @@ from engine.sampling import (
     NoiseScheduleVP,
     dpmpp_2m_core,
     dynamic_guidance_scale,
+    guided_steps,
     model_timestep,
     sample_dpmpp_2m,
     time_uniform_timesteps,
@@ -150,6 +151,37 @@ def test_denoise_calls_and_batch(schedule: NoiseScheduleVP, guidance: float, ste
         assert t.shape == (b,) and t.dtype == np.float32
         np.testing.assert_allclose(t, expected_t[k], rtol=1e-6)
     assert calls[0][2][0] == pytest.approx(999.0)
+
+
+def test_guidance_interval_guides_only_its_noise_levels_at_half_the_batch_elsewhere(schedule: NoiseScheduleVP) -> None:
+    steps, interval = 25, (0.28, 5.42)  # EDM2's interval
+    t_cont = time_uniform_timesteps(steps)[:steps]
+    level = schedule.marginal_std(t_cont) / schedule.marginal_alpha(t_cont)  # σ/α, falling from ~156 to ~0.03
+    mask = guided_steps(schedule, steps, interval)
+    np.testing.assert_array_equal(mask, (level > 0.28) & (level <= 5.42))
+    assert 0 < mask.sum() < steps and not mask[0] and not mask[-1]  # the noisiest and the cleanest steps unguided
+    assert guided_steps(schedule, steps, None).all()
+    calls: list[tuple[int, bool]] = []
+
+    def denoise(x: np.ndarray, t: np.ndarray, guided: bool) -> np.ndarray:
+        calls.append((x.shape[0], guided))
+        out = 0.1 * x
+        if guided:
+            out[x.shape[0] // 2:] *= -1.0  # the null half differs, so guidance matters
+        return out
+
+    x_T = np.random.default_rng(0).standard_normal(SHAPE).astype(np.float32)
+    a = sample_dpmpp_2m(x_T, denoise, schedule, steps=steps, guidance=5.0, guidance_interval=interval)
+    assert [g for _b, g in calls] == list(mask)
+    assert [b for b, _g in calls] == [SHAPE[0] * (2 if g else 1) for g in mask]
+    # an interval that holds every level is the plain sampler; one that holds none is the unguided sampler
+    full = sample_dpmpp_2m(x_T, denoise, schedule, steps=steps, guidance=5.0, guidance_interval=(0.0, 1e9))
+    np.testing.assert_array_equal(full, sample_dpmpp_2m(x_T, denoise, schedule, steps=steps, guidance=5.0))
+    none = sample_dpmpp_2m(x_T, denoise, schedule, steps=steps, guidance=5.0, guidance_interval=(1e8, 1e9))
+    np.testing.assert_array_equal(none, sample_dpmpp_2m(x_T, denoise, schedule, steps=steps, guidance=1.0))
+    assert np.abs(a - full).max() > 1e-3 and np.abs(a - none).max() > 1e-3
+    with pytest.raises(InvalidRequestError, match="guidance_interval"):
+        sample_dpmpp_2m(x_T, denoise, schedule, steps=steps, guidance=5.0, guidance_interval=(3.0, 1.0))
 
 
 @pytest.mark.parametrize("k", [0, 1, 4])
