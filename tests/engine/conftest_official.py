@@ -32,8 +32,8 @@ LEGACY_ATTENTION = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0":
 
 def fixture_json(name: str) -> dict:
     path = FIXTURES / name
-    if not path.is_file():
-        pytest.skip(f"fixture {path} not found (tests/fixtures/ is part of the repository)")
+    if not path.is_file():  # a failure, not a skip: a checkout without them would pass without testing the import
+        pytest.fail(f"fixture {path} not found (tests/fixtures/ is part of the repository)")
     return json.loads(path.read_text())
 
 
