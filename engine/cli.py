@@ -60,7 +60,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         result = engine.generate(
             args.video, args.start, candidates=args.candidates, seed=args.seed, steps=args.steps,
             guidance=args.guidance, hits=hits, sample_rate=args.sample_rate, on_progress=on_progress,
-            guidance_interval=args.guidance_interval,
+            guidance_interval=args.guidance_interval, solver_order=args.solver_order,
         )
     finally:
         bar.close()
@@ -301,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--guidance-interval", type=_interval, default="default", metavar="LO,HI|all",
                    help="guide only where the noise level sigma/alpha is in (LO, HI] (e.g. 0.28,5.42; the other "
                         "steps cost half), or 'all' (every step); default: the bundle's")
+    g.add_argument("--solver-order", type=int, choices=[2, 3], default=None,
+                   help="DPM-Solver++ multistep order: 2 (2M, MDSGen's) or 3 (3M); default: the bundle's")
     g.add_argument("--bundle", default=None, help="model bundle folder (default: the shipped model)")
     g.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for inference")

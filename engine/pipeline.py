@@ -370,6 +370,7 @@ class FoleyEngine:
         on_progress: Callable[[Progress], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
         guidance_interval: tuple[float, float] | Literal["default"] | None = "default",
+        solver_order: int | None = None,
     ) -> GenerationResult:
         """Generate `candidates` takes of Foley for the segment of `video` starting at `start` seconds.
 
@@ -381,6 +382,7 @@ class FoleyEngine:
         the generated rate and the `rate_stage` that made it.
         guidance_interval: (lo, hi) noise levels σ/α where guidance applies (`sample_dpmpp_2m`), None for every
         step, "default" for the bundle's sampler default (MDSGen's: every step).
+        solver_order: 2 (DPM-Solver++(2M)) or 3 (3M); None: the bundle's (2).
         """
         defaults = self.manifest.sampler_defaults
         if isinstance(guidance_interval, str):
@@ -393,6 +395,7 @@ class FoleyEngine:
             candidates=candidates,
             seed=seed,
             guidance_interval=guidance_interval,
+            solver_order=int(solver_order if solver_order is not None else defaults.get("solver_order", 2)),
         )
         if not np.isfinite(start) or start < 0:
             raise InvalidRequestError(f"start must be a time in seconds >= 0, got {start}")
@@ -451,8 +454,8 @@ class FoleyEngine:
         report("denoise", 0.0, f"denoising step 0/{cfg.steps}", 0, cfg.steps)
         z = sample_dpmpp_2m(
             x_T, denoise, self._schedule, steps=cfg.steps, guidance=cfg.guidance,
-            guidance_power=cfg.guidance_power, guidance_interval=cfg.guidance_interval, on_step=on_step,
-            should_cancel=cancel,
+            guidance_power=cfg.guidance_power, guidance_interval=cfg.guidance_interval,
+            solver_order=cfg.solver_order, on_step=on_step, should_cancel=cancel,
         )
         timings["denoise"] = time.perf_counter() - t0
         check()
@@ -494,6 +497,7 @@ class FoleyEngine:
             "guidance": cfg.guidance,
             "guidance_power": cfg.guidance_power,
             "guidance_interval": list(cfg.guidance_interval) if cfg.guidance_interval else None,
+            "solver_order": cfg.solver_order,
             "candidates": cfg.candidates,
             "backend": self.backend.name,
             "vocoder": self.manifest.components["vocoder"].type,

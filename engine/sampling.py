@@ -187,10 +187,11 @@ def dpmpp_2m_core(
     t_model: np.ndarray,
     *,
     lower_order_final: bool = False,
+    order: int = 2,
     on_step: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> np.ndarray:
-    """DPM-Solver++(2M) on an arbitrary grid of (α_i, σ_i), driven by a noise predictor.
+    """DPM-Solver++(2M) (or 3M with `order=3`) on an arbitrary grid of (α_i, σ_i), driven by a noise predictor.
 
     Args:
         x_T: (B, ...) initial noise at grid point 0 (any float dtype).
@@ -200,7 +201,10 @@ def dpmpp_2m_core(
         t_model: (steps,) the model timesteps passed to eps_fn at grid points 0..steps-1 (the end point is never
             evaluated).
         lower_order_final: take the last step at first order (the caller decides when; DPM-Solver does it only
-            below 10 steps, diffusers only below 15).
+            below 10 steps, diffusers only below 15); with order 3 also the one before it at second order at most
+            (diffusers' `lower_order_second`).
+        order: 2 (MDSGen's sampler) or 3 (DPM-Solver++(3M), issue #17's lever: the third-order multistep update,
+            as diffusers' `solver_order=3`); the first steps warm up at orders 1, 2.
         on_step: called as on_step(i, steps) after step i (1-based) has been taken.
         should_cancel: checked before every eps_fn call; when it returns True, `Cancelled` is raised.
 
@@ -208,6 +212,9 @@ def dpmpp_2m_core(
       first order:  x_{i+1} = (σ_{i+1}/σ_i) x_i - α_{i+1}(e^{-h} - 1) x̂0_i
       second order: D1 = (x̂0_i - x̂0_{i-1}) h/h_prev,
                     x_{i+1} = (σ_{i+1}/σ_i) x_i - α_{i+1}(e^{-h} - 1)(x̂0_i + ½ D1)
+      third order (r0 = h_prev/h, r1 = h_prev2/h, D1_0 = (x̂0_i - x̂0_{i-1})/r0, D1_1 = (x̂0_{i-1} - x̂0_{i-2})/r1,
+                   D1 = D1_0 + r0/(r0+r1)·(D1_0 - D1_1), D2 = (D1_0 - D1_1)/(r0+r1)):
+                    x_{i+1} = (σ_{i+1}/σ_i) x_i - α_{i+1}φ1 x̂0_i + α_{i+1}(φ1/h + 1) D1 - α_{i+1}((φ1 + h)/h² - ½) D2
     The first step is first order. eps_fn is called exactly `steps` times.
 
     Returns (B, ...) float32, the sample at the last grid point.
@@ -224,6 +231,8 @@ def dpmpp_2m_core(
         )
     if np.any(alphas <= 0) or np.any(sigmas <= 0):
         raise InvalidRequestError("alphas and sigmas must be positive (a zero final sigma is not supported)")
+    if order not in (2, 3):
+        raise InvalidRequestError(f"order must be 2 or 3, got {order}")
     lambdas = np.log(alphas) - np.log(sigmas)  # (steps + 1,)
 
     x = np.asarray(x_T, dtype=np.float64)  # (B, ...) solver state in float64
@@ -237,6 +246,7 @@ def dpmpp_2m_core(
             raise ValueError(f"the noise prediction has shape {eps.shape}, expected {x.shape}")
         return (x - float(sigmas[i]) * eps.astype(np.float64)) / float(alphas[i])
 
+    x0_prev2: np.ndarray | None = None  # x̂0 at grid point i-2, (B, ...)
     x0_prev: np.ndarray | None = None  # x̂0 at grid point i-1, (B, ...)
     x0_cur = data_prediction(0)  # x̂0 at grid point i, (B, ...)
     for i in range(steps):
@@ -244,18 +254,32 @@ def dpmpp_2m_core(
         phi_1 = math.expm1(-h)  # e^{-h} - 1
         ratio = float(sigmas[i + 1] / sigmas[i])
         a_next = float(alphas[i + 1])
-        first_order = x0_prev is None or (lower_order_final and i == steps - 1)
-        if first_order:
+        step_order = min(order, i + 1)  # warm-up: 1, 2, (3)
+        if lower_order_final and i == steps - 1:
+            step_order = 1
+        elif lower_order_final and order == 3 and i == steps - 2:
+            step_order = min(step_order, 2)
+        if step_order == 1:
             x = ratio * x - (a_next * phi_1) * x0_cur
-        else:
+        elif step_order == 2:
             assert x0_prev is not None
             r0 = float(lambdas[i] - lambdas[i - 1]) / h
             d1 = (1.0 / r0) * (x0_cur - x0_prev)
             x = ratio * x - (a_next * phi_1) * x0_cur - (0.5 * a_next * phi_1) * d1
+        else:
+            assert x0_prev is not None and x0_prev2 is not None
+            r0 = float(lambdas[i] - lambdas[i - 1]) / h
+            r1 = float(lambdas[i - 1] - lambdas[i - 2]) / h
+            d1_0 = (1.0 / r0) * (x0_cur - x0_prev)
+            d1_1 = (1.0 / r1) * (x0_prev - x0_prev2)
+            d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1)
+            d2 = (1.0 / (r0 + r1)) * (d1_0 - d1_1)
+            x = (ratio * x - (a_next * phi_1) * x0_cur + (a_next * (phi_1 / h + 1.0)) * d1
+                 - (a_next * ((phi_1 + h) / h**2 - 0.5)) * d2)
         if on_step is not None:
             on_step(i + 1, steps)
         if i + 1 < steps:
-            x0_prev, x0_cur = x0_cur, data_prediction(i + 1)
+            x0_prev2, x0_prev, x0_cur = x0_prev, x0_cur, data_prediction(i + 1)
     return x.astype(np.float32)
 
 
@@ -281,6 +305,7 @@ def sample_dpmpp_2m(
     guidance: float,
     guidance_power: float = 0.01,
     guidance_interval: tuple[float, float] | None = None,
+    solver_order: int = 2,
     t_end: float = 1e-3,
     lower_order_final: bool = True,
     on_step: Callable[[int, int], None] | None = None,
@@ -303,6 +328,7 @@ def sample_dpmpp_2m(
         guidance_power: the power p of the power-cosine CFG schedule (MDSGen: 0.01).
         guidance_interval: (lo, hi) EDM noise levels σ/α; guidance only where lo < σ/α <= hi, the other steps
             call denoise(x, t, False) with the batch of B (None: every step guided, MDSGen's sampler).
+        solver_order: 2 (DPM-Solver++(2M), MDSGen's) or 3 (DPM-Solver++(3M)).
         t_end: the continuous end time of the time-uniform grid (from t = 1).
         lower_order_final: DPM-Solver's flag; the last step is first order only when steps < 10.
         on_step: on_step(i, steps) after step i (1-based).
@@ -350,6 +376,7 @@ def sample_dpmpp_2m(
         sigmas,
         t_model,
         lower_order_final=lower_order_final and steps < LOWER_ORDER_FINAL_MAX_STEPS,
+        order=solver_order,
         on_step=on_step,
         should_cancel=should_cancel,
     )

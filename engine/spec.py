@@ -181,6 +181,7 @@ class SamplerConfig:
     candidates: int = 4
     seed: int = 0
     guidance_interval: tuple[float, float] | None = None  # EDM noise levels (lo, hi] where CFG applies; None: all
+    solver_order: int = 2  # DPM-Solver++(2M), MDSGen's; 3: DPM-Solver++(3M)
 
     def __post_init__(self) -> None:
         from engine.errors import InvalidRequestError
@@ -196,6 +197,8 @@ class SamplerConfig:
         gi = self.guidance_interval
         if gi is not None and not (len(gi) == 2 and 0.0 <= float(gi[0]) < float(gi[1])):
             raise InvalidRequestError(f"guidance_interval must be two noise levels 0 <= lo < hi, got {gi}")
+        if self.solver_order not in (2, 3):
+            raise InvalidRequestError(f"solver_order must be 2 or 3, got {self.solver_order}")
         if not 0 <= self.seed < 2**63:
             raise InvalidRequestError(f"seed must be a non-negative 64-bit integer, got {self.seed}")
 

@@ -237,6 +237,7 @@ class EvalConfig:
     # guidance only where the noise level sigma/alpha is in (lo, hi] (issue #17's lever; e.g. [0.28, 5.42]); [] for
     # every step (MDSGen's sampler)
     guidance_interval: list[float] = field(default_factory=list)
+    solver_order: int = 2  # DPM-Solver++(2M); 3: (3M)
     tolerances: list[float] = field(default_factory=lambda: [0.1, 0.3])
     write_audio: int = 4  # write this many generated WAVs next to the metrics
     backend: str = "auto"  # the engine backend to generate with (auto: ONNX Runtime when the bundle has graphs)

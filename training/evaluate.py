@@ -397,7 +397,8 @@ def collect(ctx: RunContext, bundle_dir: Path, *, split: str = "test") -> list[E
     def gen(clip: Clip, start: float, seed: int, hits: Any) -> Any:
         return engine.generate(clip.path, start, candidates=c.candidates, seed=seed, steps=c.steps,
                                guidance=c.guidance, hits=hits, sample_rate=engine.sample_rate,
-                               guidance_interval=tuple(c.guidance_interval) if c.guidance_interval else None)
+                               guidance_interval=tuple(c.guidance_interval) if c.guidance_interval else None,
+                               solver_order=c.solver_order)
 
     def hits_for(times: list[float]) -> Any:  # the hits of the "generated" condition for a clip's annotated onsets
         return {"auto": "auto", "truth": times, "none": []}[c.hits]
@@ -465,7 +466,7 @@ def evaluate_bundle(ctx: RunContext, bundle_dir: Path, out_dir: Path, *, split: 
     ectx = EvalContext(ctx, bundle_dir, items, out_dir)
     results: dict[str, Any] = {"clips": len(items), "split": items[0].clip.split if items else None,
                                "candidates": c.candidates, "steps": c.steps, "guidance": c.guidance,
-                               "guidance_interval": list(c.guidance_interval),
+                               "guidance_interval": list(c.guidance_interval), "solver_order": c.solver_order,
                                "backend": c.backend, "precision": c.precision, "hits": c.hits,
                                "hits_sources": dict(Counter(it.hits_source for it in items)),
                                "conditions": ectx.conditions}

@@ -56,7 +56,7 @@ def test_same_seed_same_candidate_whatever_the_batch(engine, video_12s: Path) ->
     np.testing.assert_allclose(a.candidates[1].mel, b.candidates[0].mel, atol=1e-4)
 
 
-def test_guidance_interval_reaches_the_sampler_and_the_settings(engine, video_12s: Path) -> None:
+def test_guidance_interval_and_solver_order_reach_the_sampler_and_the_settings(engine, video_12s: Path) -> None:
     plain = engine.generate(video_12s, 0.0, candidates=1, seed=0, steps=6)
     assert plain.candidates[0].settings["guidance_interval"] is None  # the bundle's default: every step guided
     inner = engine.generate(video_12s, 0.0, candidates=1, seed=0, steps=6, guidance_interval=(0.28, 5.42))
@@ -66,6 +66,12 @@ def test_guidance_interval_reaches_the_sampler_and_the_settings(engine, video_12
     np.testing.assert_allclose(every.candidates[0].mel, plain.candidates[0].mel, atol=1e-5)
     with pytest.raises(InvalidRequestError, match="guidance_interval"):
         engine.generate(video_12s, 0.0, candidates=1, steps=2, guidance_interval=(2.0, 1.0))
+    assert plain.candidates[0].settings["solver_order"] == 2
+    third = engine.generate(video_12s, 0.0, candidates=1, seed=0, steps=6, solver_order=3)
+    assert third.candidates[0].settings["solver_order"] == 3
+    assert np.abs(third.candidates[0].mel - plain.candidates[0].mel).max() > 1e-5
+    with pytest.raises(InvalidRequestError, match="solver_order"):
+        engine.generate(video_12s, 0.0, candidates=1, steps=2, solver_order=4)
 
 
 def test_the_video_conditions_the_output(engine, video_12s: Path) -> None:

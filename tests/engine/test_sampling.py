@@ -295,6 +295,39 @@ def test_core_matches_diffusers_dpmsolver_multistep(steps: int, lower_order_fina
     assert np.abs(other - ref).max() / np.abs(ref).max() > 1e-4
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:diffusers.*")
+@pytest.mark.parametrize(("steps", "lower_order_final"), [(25, False), (15, False), (10, True)])
+def test_third_order_core_matches_diffusers_dpmsolver_3m(steps: int, lower_order_final: bool) -> None:
+    """order=3 is diffusers' DPM-Solver++(3M) (solver_order=3; its warm-up and second step use the 'midpoint'
+    second-order update), including its lower orders at the last two steps below 15 steps."""
+    torch = pytest.importorskip("torch")
+    diffusers = pytest.importorskip("diffusers")
+    sched = diffusers.DPMSolverMultistepScheduler(
+        num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
+        algorithm_type="dpmsolver++", solver_order=3, solver_type="midpoint", lower_order_final=True,
+        final_sigmas_type="sigma_min", prediction_type="epsilon", thresholding=False, timestep_spacing="linspace",
+    )
+    sched.set_timesteps(steps)
+    eps = _toy_eps(1)
+    x_T = np.random.default_rng(6).standard_normal(SHAPE).astype(np.float32)
+    sample = torch.from_numpy(x_T.copy())
+    for t in sched.timesteps:
+        model_out = torch.from_numpy(eps(sample.numpy(), float(t)).astype(np.float32))
+        sample = sched.step(model_out, t, sample).prev_sample
+    ref = sample.numpy()
+    sig = sched.sigmas.numpy().astype(np.float64)
+    alphas = 1.0 / np.sqrt(sig**2 + 1.0)
+    sigmas = sig * alphas
+    t_model = sched.timesteps.numpy().astype(np.float64)
+    ours = dpmpp_2m_core(x_T, eps, alphas, sigmas, t_model, lower_order_final=lower_order_final, order=3)
+    rel = np.abs(ours - ref).max() / np.abs(ref).max()
+    assert rel < 2e-5, rel
+    second = dpmpp_2m_core(x_T, eps, alphas, sigmas, t_model, lower_order_final=lower_order_final, order=2)
+    assert np.abs(second - ref).max() / np.abs(ref).max() > 1e-4  # the third order is not the second
+    with pytest.raises(InvalidRequestError, match="order"):
+        dpmpp_2m_core(x_T, eps, alphas, sigmas, t_model, order=4)
+
+
 # ---- exactness on a Gaussian toy problem ---------------------------------------------------------------------
 #
 # For data N(0, s²I) the optimal noise prediction is analytic, ε*(x_t) = σ_t x_t/(α_t² s² + σ_t²), and the
