@@ -16,6 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_sigkill_at_four_moments_loses_no_edit_older_than_the_autosave_interval(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     env = {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"}

@@ -31,6 +31,7 @@ def _stall(tmp_path: Path, cache: Path, name: str, *extra: str) -> tuple[int, di
     return proc.returncode, json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_the_window_stays_responsive_and_the_meter_catches_work_on_the_gui_thread(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     rc, rep = _stall(tmp_path, cache, "threads")

@@ -17,6 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_a_seeded_fuzz_run_ends_in_results_and_typed_errors_only(tmp_path: Path) -> None:
     pytest.importorskip("atheris", reason="atheris has wheels for x86-64 Linux only")
     env = {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen", "OMP_NUM_THREADS": "1"}

@@ -16,6 +16,13 @@ pytest.importorskip("torch")
 from _train_helpers import base_args, run_cmd
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the tiny run (minutes of training, however fast the test itself) is `slow`."""
+    for item in items:
+        if "tiny_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def synthetic_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from training.synthetic import make_dataset
