@@ -1,4 +1,4 @@
-"""Audio front-end in numpy + librosa: waveform <-> mel image, Griffin-Lim, level helpers.
+"""Audio front-end in numpy + scipy: waveform <-> mel image, Griffin-Lim, level helpers.
 
 Shared by the engine (decoding, Griffin-Lim vocoder), training (feature cache) and the app (spectrogram view).
 Two mel conventions, chosen by `SegmentSpec.mel_kind`:
@@ -11,6 +11,10 @@ Two mel conventions, chosen by `SegmentSpec.mel_kind`:
 
 `wav_to_mel` returns (n_mels, mel_frames) for either; `to_mel_image` / `from_mel_image` put it in the layout the
 VAE sees (time on the column axis for Diff-Foley, on the row axis for AudioLDM).
+
+The mel filterbank and the magnitude STFT are librosa's (`librosa.filters.mel`, `librosa.stft`) computed the same
+way in numpy, bit for bit (tests/engine/test_audio.py compares them): librosa imports numba and llvmlite (1-3 s in
+a new process, 200 MB in a frozen build) for two functions of a few lines.
 """
 
 from __future__ import annotations
@@ -25,12 +29,38 @@ from engine.spec import SegmentSpec
 _MIN_AMP = 1e-5
 
 
+_SLANEY_F_SP = 200.0 / 3  # Hz per mel below 1 kHz (Slaney's Auditory Toolbox, librosa's htk=False)
+_SLANEY_MIN_LOG_HZ = 1000.0
+_SLANEY_MIN_LOG_MEL = _SLANEY_MIN_LOG_HZ / _SLANEY_F_SP
+_SLANEY_LOGSTEP = np.log(6.4) / 27.0
+
+
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    f = np.asarray(hz, np.float64)
+    log_part = _SLANEY_MIN_LOG_MEL + np.log(np.maximum(f, _SLANEY_MIN_LOG_HZ) / _SLANEY_MIN_LOG_HZ) / _SLANEY_LOGSTEP
+    return np.where(f >= _SLANEY_MIN_LOG_HZ, log_part, f / _SLANEY_F_SP)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    m = np.asarray(mel, np.float64)
+    log_part = _SLANEY_MIN_LOG_HZ * np.exp(_SLANEY_LOGSTEP * (np.maximum(m, _SLANEY_MIN_LOG_MEL) - _SLANEY_MIN_LOG_MEL))
+    return np.where(m >= _SLANEY_MIN_LOG_MEL, log_part, _SLANEY_F_SP * m)
+
+
 @functools.lru_cache(maxsize=8)
 def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    import librosa
-
-    # (n_mels, n_fft // 2 + 1), Slaney scale + Slaney area normalisation (librosa's defaults)
-    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float32)
+    """(n_mels, n_fft // 2 + 1) triangles on the Slaney mel scale with Slaney area normalisation: librosa's
+    `filters.mel` defaults, same operations in the same precisions (float64 triangles stored as float32, then
+    scaled)."""
+    fft_freqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))  # band edges and centres, Hz
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fft_freqs)
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper)).astype(np.float32)
+    weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
+    return weights
 
 
 def mel_basis(spec: SegmentSpec) -> np.ndarray:
@@ -67,21 +97,33 @@ def fit_length(wav: np.ndarray, num_samples: int) -> np.ndarray:
     return np.pad(wav, pad)
 
 
-def stft_magnitude(wav: np.ndarray, spec: SegmentSpec) -> np.ndarray:
-    """|STFT| of (..., n) -> (..., n_fft/2+1, frames), centred with reflect padding (librosa convention)."""
-    import librosa
+@functools.lru_cache(maxsize=8)
+def _stft_window(n_fft: int, win_length: int) -> np.ndarray:
+    """float64 periodic Hann of `win_length` centred in `n_fft` (librosa's `get_window` + `pad_center`)."""
+    import scipy.signal
 
-    return np.abs(
-        librosa.stft(
-            np.ascontiguousarray(wav, dtype=np.float32),
-            n_fft=spec.n_fft,
-            hop_length=spec.hop_length,
-            win_length=spec.win_length,
-            window="hann",
-            center=True,
-            pad_mode="reflect",
-        )
-    )
+    window = scipy.signal.get_window("hann", win_length, fftbins=True)
+    left = (n_fft - win_length) // 2
+    return np.pad(window, (left, n_fft - win_length - left))
+
+
+_STFT_BLOCK_FRAMES = 2048  # frames per FFT call: bounds the float64 frame copies to 16 MB on any length
+
+
+def stft_magnitude(wav: np.ndarray, spec: SegmentSpec) -> np.ndarray:
+    """|STFT| of (..., n) -> (..., n_fft/2+1, frames), centred with reflect padding (librosa convention).
+
+    librosa.stft's arithmetic: float32 samples times a float64 window, a float64 FFT, rounded to complex64."""
+    x = np.ascontiguousarray(wav, dtype=np.float32)
+    pad = spec.n_fft // 2
+    x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(pad, pad)], mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(x, spec.n_fft, axis=-1)[..., :: spec.hop_length, :]
+    window = _stft_window(spec.n_fft, spec.win_length)
+    out = np.empty((*frames.shape[:-1], spec.n_fft // 2 + 1), np.float32)  # (..., frames, F)
+    for i in range(0, frames.shape[-2], _STFT_BLOCK_FRAMES):
+        block = np.fft.rfft(frames[..., i : i + _STFT_BLOCK_FRAMES, :] * window, axis=-1)
+        out[..., i : i + _STFT_BLOCK_FRAMES, :] = np.abs(block.astype(np.complex64))
+    return np.swapaxes(out, -1, -2)
 
 
 def linear_mel(wav: np.ndarray, spec: SegmentSpec) -> np.ndarray:

@@ -132,6 +132,26 @@ def test_mel_basis_is_slaney_between_fmin_and_fmax() -> None:
     assert used.min() >= 125 - 16 and used.max() <= 7600 + 16
 
 
+@pytest.mark.parametrize("spec", [DIFF_FOLEY, AUDIOLDM], ids=["diff-foley", "audioldm"])
+def test_mel_basis_and_stft_are_librosas_bit_for_bit(spec) -> None:
+    """The numpy filterbank and magnitude STFT equal librosa.filters.mel and |librosa.stft| exactly (the runtime
+    does not import librosa: numba and llvmlite would cost seconds at start-up and 200 MB in the frozen app)."""
+    librosa = pytest.importorskip("librosa")
+
+    ref = librosa.filters.mel(sr=spec.sample_rate, n_fft=spec.n_fft, n_mels=spec.n_mels, fmin=spec.fmin,
+                              fmax=spec.fmax)
+    np.testing.assert_array_equal(audio.mel_basis(spec), ref)
+    rng = np.random.default_rng(5)
+    # one segment, a batch, a signal shorter than the FFT, and one longer than an FFT block of frames
+    for wav in (_test_signal(spec.num_samples), rng.standard_normal((2, 3, 9000)).astype(np.float32),
+                _test_signal(700), _test_signal((audio._STFT_BLOCK_FRAMES + 300) * spec.hop_length)):
+        ours = audio.stft_magnitude(wav, spec)
+        want = np.abs(librosa.stft(wav, n_fft=spec.n_fft, hop_length=spec.hop_length, win_length=spec.win_length,
+                                   window="hann", center=True, pad_mode="reflect"))
+        assert ours.dtype == want.dtype == np.float32
+        np.testing.assert_array_equal(ours, want)
+
+
 def test_peak_normalize_and_rms() -> None:
     x = np.array([0.1, 0.3, -0.1, 0.5], np.float32)
     y = audio.peak_normalize(x, 0.5)

@@ -1,5 +1,6 @@
 """The runtime needs no torch: `import engine`, an ONNX generation and `foley generate` in processes where
-importing torch (or diffusers) fails, as on a user's machine without the torch extra."""
+importing torch (or diffusers) fails, as on a user's machine without the torch extra. Nor librosa (and its numba
+and llvmlite): the frozen desktop build leaves them out (packaging/foley.spec)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ BLOCKER = textwrap.dedent(
     import importlib.abc
     import sys
 
-    BLOCKED = ("torch", "torchvision", "torchaudio", "diffusers")
+    BLOCKED = ("torch", "torchvision", "torchaudio", "diffusers", "librosa", "numba", "llvmlite")
 
 
     class _NotInstalled(importlib.abc.MetaPathFinder):
@@ -41,7 +42,7 @@ API_SCRIPT = textwrap.dedent(
     bundle, video = sys.argv[1], sys.argv[2]
     e = load_engine(bundle)  # auto: ONNX Runtime, the only backend that can run here
     res = e.generate(video, 1.0, candidates=2, seed=0, steps=2)
-    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "diffusers"))
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "diffusers", "librosa", "numba"))
     print(json.dumps({
         "backend": e.backend.name, "providers": e.backend.providers_in_use, "heavy": heavy,
         "shapes": [list(c.audio.shape) for c in res.candidates],
