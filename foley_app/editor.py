@@ -608,7 +608,7 @@ class Editor(QObject):
         takes = [
             Take(index=c.index, seed=c.seed, audio_id=self.doc.audio.add(c.audio), settings=dict(c.settings),
                  level_db=level_dbfs(c.audio), hits=[float(h) for h in c.settings.get("hits", [])],
-                 hits_source=str(c.settings.get("hits_source", "")))
+                 hits_source=str(c.settings.get("hits_source", "")), start=float(result.start))
             for c in result.candidates
         ]
         generation = {**result.settings, "seconds": round(sum(result.timings.values()), 3)}
@@ -767,7 +767,7 @@ class Editor(QObject):
             self._status(f"{seg.label} candidate {index + 1} is on the Foley track.")
             return True
         take = seg.takes[index]
-        if abs(float(take.settings.get("start", seg.start)) - clip.start) > 1e-6:
+        if abs(take.start_in(seg) - clip.start) > 1e-6:
             self._status(f"Candidate {index + 1} was made for another start of {seg.label}: accept it instead.")
             return False
         part = clip.part_at(t - clip.start)

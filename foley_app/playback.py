@@ -206,7 +206,7 @@ class Playback(QObject):
             seg = doc.segment(self.audition[0])
             if seg is not None and 0 <= self.audition[1] < len(seg.takes):
                 take = seg.takes[self.audition[1]]
-                start = float(take.settings.get("start", seg.start))
+                start = take.start_in(seg)
                 sources.append(_Source(doc.audio.get(take.audio_id), round(start * doc.sample_rate)))
         elif doc.project.clips:
             sources.append(_Source(doc.track_audio(), 0))
@@ -332,7 +332,7 @@ class Playback(QObject):
         if seg is None or not 0 <= index < len(seg.takes):
             return
         take = seg.takes[index]
-        start = float(take.settings.get("start", seg.start))
+        start = take.start_in(seg)
         end = start + len(self.doc.audio.get(take.audio_id)) / self.doc.sample_rate
         pos = self.current_time()
         keep = not restart and self.playing and self.audition is not None and start <= pos < end
@@ -381,7 +381,7 @@ class Playback(QObject):
                 # the take ended: go back to its start, ready to compare the next one
                 seg = self.doc.segment(self.audition[0])
                 if seg is not None and self.audition[1] < len(seg.takes):
-                    self.position = float(seg.takes[self.audition[1]].settings.get("start", seg.start))
+                    self.position = seg.takes[self.audition[1]].start_in(seg)
             self.rate = 1.0
             self.position_changed.emit(self.position)
             return

@@ -152,7 +152,7 @@ class AcceptTakeCommand(QUndoCommand):
         gain = gain_db if gain_db is not None else (self.replaced.gain_db if self.replaced else 0.0)
         self.clip = Clip(
             id=new_id(), segment_id=seg_id, label=f"{seg.label} #{take.index + 1}",
-            start=float(take.settings.get("start", seg.start)), audio_id=take.audio_id, seed=take.seed,
+            start=take.start_in(seg), audio_id=take.audio_id, seed=take.seed,
             take_index=take.index, gain_db=gain,
         )
         super().__init__(f"Accept {seg.label} candidate {take.index + 1}")

@@ -96,6 +96,16 @@ class Take:
     level_db: float
     hits: list[float] = field(default_factory=list)  # the hits it was made with (s from its start)
     hits_source: str = ""  # the engine's word for them: "detected", "user", "none", "ignored" ("" = unknown)
+    start: float | None = None  # the video time it was made for (s); None: its segment's start (old files)
+
+    def __post_init__(self) -> None:
+        if self.start is None and "start" in self.settings:  # what the engine recorded (and files up to version 4)
+            self.start = float(self.settings["start"])
+
+    def start_in(self, segment: Segment) -> float:
+        """Where the take sits on the video's timeline: the start it was made for (its segment may have moved
+        since)."""
+        return float(self.start) if self.start is not None else float(segment.start)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Take:

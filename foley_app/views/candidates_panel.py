@@ -345,7 +345,7 @@ class CandidatesPanel(QWidget):
             self.info.setText("No candidates yet: press Generate (Ctrl+G).")
         self.hits_info.setText(self._hits_text(seg))
         notes = list(seg.warnings)
-        made_for = {float(t.settings.get("start", seg.start)) for t in seg.takes}
+        made_for = {t.start_in(seg) for t in seg.takes}
         if seg.takes and any(abs(m - seg.start) > 1e-6 for m in made_for):
             notes.append(f"These candidates were made for {min(made_for):.3f} s; the segment has moved since. "
                          "Accepting places them where they were made (in sync); generate again for the new place.")

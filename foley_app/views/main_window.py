@@ -531,7 +531,7 @@ class MainWindow(QMainWindow):
         if take is None or seg is None:
             self.timeline.show_ghost(None, 0.0)
             return
-        self.timeline.show_ghost(self.doc.audio.get(take.audio_id), float(take.settings.get("start", seg.start)))
+        self.timeline.show_ghost(self.doc.audio.get(take.audio_id), take.start_in(seg))
 
     def _on_autosave_failed(self, exc: BaseException) -> None:
         self.prompter.error(explain(exc, "autosaving"))

@@ -136,7 +136,7 @@ class TakeLanes(QWidget):
             lane.vb.setLimits(xMin=self._limits[0], xMax=self._limits[1])
             lane.playhead.setValue(self._playhead)
             lane.plot.scene().sigMouseClicked.connect(lambda ev, ln=lane: self._on_click(ln, ev))
-            start = float(take.settings.get("start", seg.start)) if seg is not None else 0.0
+            start = take.start_in(seg) if seg is not None else 0.0
             self._waves.request(f"take-lane-{take.index}", self.doc.audio.get(take.audio_id), self.doc.sample_rate,
                                 lane.curve.setData, start=start)
             layout.addWidget(lane)

@@ -498,7 +498,7 @@ class TimelineView(QWidget):
         seg, take = self.doc.current_segment(), self.doc.current_take()
         if seg is None or take is None:
             return
-        start = float(take.settings.get("start", seg.start))
+        start = take.start_in(seg)
         for t in take.hits:
             line = OutlinedLine(pos=start + t, angle=90, movable=False, span=TAKE_HIT_SPAN,
                                 pen=pg.mkPen(theme.TAKE_HIT, width=2))
