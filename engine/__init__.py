@@ -50,7 +50,6 @@ from engine.media import (
 from engine.pipeline import (
     Candidate,
     FoleyEngine,
-    GenerationRequest,
     GenerationResult,
     Progress,
     default_bundle_dir,
@@ -106,7 +105,6 @@ __all__ = [
     "FillResult",
     "FoleyEngine",
     "FrameBatch",
-    "GenerationRequest",
     "GenerationResult",
     "InvalidRequestError",
     "MixClip",

@@ -81,18 +81,6 @@ class GenerationResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class GenerationRequest:
-    """The arguments of `FoleyEngine.generate` as one value (handy for job queues); None = bundle default."""
-
-    video: str
-    start: float = 0.0
-    candidates: int = 4
-    seed: int = 0
-    steps: int | None = None
-    guidance: float | None = None
-
-
 def load_feature_file(path: str | Path, start: float, spec: SegmentSpec) -> tuple[np.ndarray, list[str]]:
     """Precomputed CAVP-style features (T x feature_dim at spec.video_fps, .npy or .npz) -> (num_frames, dim).
 
