@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,15 @@ from foley_app.settings import Settings
 log = logging.getLogger(__name__)
 
 
+class EngineState(str, Enum):
+    """Where the session's engine is (a str, so that `state_changed` carries it and it compares with its value)."""
+
+    NONE = "none"
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
 class EngineHandle(QObject):
     """The session's engine: loading, ready, failed or none; what is loaded, for the status bar."""
 
@@ -33,7 +43,7 @@ class EngineHandle(QObject):
         super().__init__(parent)
         self._jobs = jobs
         self.engine: FoleyEngine | Any | None = None
-        self.state = "none"
+        self.state = EngineState.NONE
         self.error: BaseException | None = None
         self.bundle: str = ""
         self._info: dict[str, Any] = {}
@@ -45,7 +55,7 @@ class EngineHandle(QObject):
         old = self.engine
         self.engine, self.error, self.bundle, self._info = None, None, bundle or "", {}
         self.has_hit_detector = self.takes_hits = False
-        self._set_state("loading")
+        self._set_state(EngineState.LOADING)
 
         def work(report, should_cancel):
             if old is not None and hasattr(old, "close"):
@@ -62,7 +72,7 @@ class EngineHandle(QObject):
         self.engine, self.error = engine, None
         self._info = dict(engine.describe())
         self.has_hit_detector, self.takes_hits = bool(engine.has_hit_detector), bool(engine.takes_hits)
-        self._set_state("ready")
+        self._set_state(EngineState.READY)
 
     def _loaded(self, _job: Job, engine: FoleyEngine) -> None:
         self.set_engine(engine)
@@ -72,16 +82,16 @@ class EngineHandle(QObject):
     def _failed(self, _job: Job, exc: BaseException) -> None:
         self.error = exc
         log.warning("model bundle could not be loaded: %s", exc)
-        self._set_state("failed")
+        self._set_state(EngineState.FAILED)
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: EngineState) -> None:
         self.state = state
-        self.state_changed.emit(state)
+        self.state_changed.emit(state.value)
 
     # ---- facts ------------------------------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
-        return self.state == "ready"
+        return self.state is EngineState.READY
 
     def describe(self) -> dict[str, Any]:
         return dict(self._info)
@@ -104,11 +114,11 @@ class EngineHandle(QObject):
         raise NoEngineError("No model is loaded (the model bundle has not been loaded).")
 
     def status_text(self) -> str:
-        if self.state == "loading":
+        if self.state is EngineState.LOADING:
             return "Model: loading…"
-        if self.state == "failed":
+        if self.state is EngineState.FAILED:
             return "Model: not loaded — generation unavailable"
-        if self.state != "ready":
+        if self.state is not EngineState.READY:
             return "Model: none"
         i = self._info
         where = f"{i.get('backend', '?')}/{i.get('device', '?')}"

@@ -55,7 +55,7 @@ from engine import (
     still_video,
 )
 from foley_app.autosave import find_recoverable
-from foley_app.context import AppContext
+from foley_app.context import AppContext, EngineState
 from foley_app.document.commands import (
     AcceptTakeCommand,
     AddHitCommand,
@@ -543,7 +543,7 @@ class Editor(QObject):
         if not ids:
             self._status("Mark a segment first: I or O at the playhead, or Segment ▸ Fill Whole Video.")
             return []
-        if self.ctx.engine.state == "failed":
+        if self.ctx.engine.state is EngineState.FAILED:
             self._error(self.ctx.engine.error or RuntimeError("no model"), "generating")
             return []
         s = self.ctx.settings
@@ -962,7 +962,7 @@ class Editor(QObject):
 
     # ---- hit detection (background) ----------------------------------------------------------------------------
     def _on_engine_state(self, state: str) -> None:
-        if state == "loading":  # another model: its detector (if any) gets every pending segment anew
+        if state == EngineState.LOADING:  # another model: its detector (if any) gets every pending segment anew
             self._no_detector_noted = False
             self._failed_detections.clear()
             self.jobs.cancel_all("hits")

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from foley_app.context import AppContext
+from foley_app.context import AppContext, EngineState
 from foley_app.document.timeline import format_time
 from foley_app.editor import Editor
 from foley_app.errors import explain
@@ -550,7 +550,7 @@ class MainWindow(QMainWindow):
         self.panel.set_hit_support(eng.has_hit_detector, eng.takes_hits if eng.ready else None)
         self.timeline.set_hit_detection(eng.has_hit_detector)
         self._update_enabled()
-        if state == "failed" and not self._engine_error_shown and eng.error is not None:
+        if state == EngineState.FAILED and not self._engine_error_shown and eng.error is not None:
             self._engine_error_shown = True
             self.prompter.error(explain(eng.error, "loading the model"))
 
