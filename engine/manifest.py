@@ -19,7 +19,7 @@ from typing import Any
 from engine.atomic import atomic_write_text
 from engine.errors import BundleError
 from engine.graphs import PRECISIONS, graph_for, graphs_for_components
-from engine.spec import DiffusionSchedule, SegmentSpec
+from engine.spec import DiffusionSchedule, SamplerConfig, SegmentSpec
 
 FORMAT = "mdsgen-foley-bundle"
 FORMAT_VERSION = 1
@@ -38,7 +38,8 @@ COMPONENT_TYPES: dict[str, tuple[str, ...]] = {
 FRAME_ENCODER_CONDITION = {"efficientnet-lite0-projection": "efficientnet-lite0", "cavp-resnet3d50": "cavp"}
 REQUIRED_COMPONENTS = ("denoiser", "vae", "vocoder")
 CONDITION_KINDS = ("efficientnet-lite0", "cavp")
-DEFAULT_SAMPLER: dict[str, Any] = {"steps": 25, "guidance": 5.0, "guidance_power": 0.01}
+# A bundle's sampler defaults where its manifest names none: SamplerConfig's (the one place they are written)
+DEFAULT_SAMPLER: dict[str, Any] = {k: getattr(SamplerConfig, k) for k in ("steps", "guidance", "guidance_power")}
 
 
 @dataclass

@@ -379,11 +379,12 @@ class FoleyEngine:
         cfg = SamplerConfig(
             steps=int(steps if steps is not None else defaults["steps"]),
             guidance=float(guidance if guidance is not None else defaults["guidance"]),
-            guidance_power=float(defaults.get("guidance_power", 0.01)),
+            guidance_power=float(defaults.get("guidance_power", SamplerConfig.guidance_power)),
             candidates=candidates,
             seed=seed,
             guidance_interval=guidance_interval,
-            solver_order=int(solver_order if solver_order is not None else defaults.get("solver_order", 2)),
+            solver_order=int(solver_order if solver_order is not None else defaults.get("solver_order",
+                                                                                          SamplerConfig.solver_order)),
         )
         if not np.isfinite(start) or start < 0:
             raise InvalidRequestError(f"start must be a time in seconds >= 0, got {start}")

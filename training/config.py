@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
+from engine.spec import SamplerConfig
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 STAGES = ("vae", "vocoder", "projection", "denoiser", "detector", "bwe", "export", "evaluate")
 
@@ -224,20 +226,20 @@ class ExportConfig:
     description: str = ""
     onnx: bool = True  # add the ONNX graphs (engine.nn.export.export_onnx)
     onnx_precisions: list[str] = field(default_factory=lambda: ["fp32", "int8"])
-    sampler_steps: int = 25
-    guidance: float = 5.0
+    sampler_steps: int = SamplerConfig.steps
+    guidance: float = SamplerConfig.guidance
 
 
 @dataclass
 class EvalConfig:
     max_clips: int = 50
     candidates: int = 1
-    steps: int = 25
-    guidance: float = 5.0
+    steps: int = SamplerConfig.steps
+    guidance: float = SamplerConfig.guidance
     # guidance only where the noise level sigma/alpha is in (lo, hi] (issue #17's lever; e.g. [0.28, 5.42]); [] for
     # every step (MDSGen's sampler)
     guidance_interval: list[float] = field(default_factory=list)
-    solver_order: int = 2  # DPM-Solver++(2M); 3: (3M)
+    solver_order: int = SamplerConfig.solver_order  # DPM-Solver++(2M); 3: (3M)
     tolerances: list[float] = field(default_factory=lambda: [0.1, 0.3])
     write_audio: int = 4  # write this many generated WAVs next to the metrics
     backend: str = "auto"  # the engine backend to generate with (auto: ONNX Runtime when the bundle has graphs)
