@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from PySide6.QtCore import QStandardPaths, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from foley_app.autosave import Autosaver, default_autosave_root
 from foley_app.context import AppContext, EngineHandle
@@ -40,7 +40,61 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--settings", help="use this INI file for preferences instead of the user's")
     p.add_argument("--autosave-dir", help="folder for autosaves (default: the app-data folder)")
     p.add_argument("--no-recovery", action="store_true", help="do not offer to recover autosaves at start-up")
-    return p.parse_args(argv)
+    p.add_argument("--smoke-test", metavar="OUT_DIR",
+                   help="non-interactive self-test: open FILE, generate, accept, export and save into OUT_DIR, quit; "
+                        "exit code 0 if all of it worked (packaging/smoke_test.sh)")
+    p.add_argument("--smoke-steps", type=int, default=4, help="denoising steps of the self-test (default 4)")
+    p.add_argument("--measure-startup", action="store_true",
+                   help="print when the window was first painted and when the model was ready (seconds since "
+                        "$FOLEY_STARTUP_T0, else since the process started), then quit (packaging/startup_time.sh)")
+    args = p.parse_args(argv)
+    if args.smoke_test and not args.file:
+        p.error("--smoke-test needs the video to open (FILE)")
+    return args
+
+
+def _process_start() -> float:
+    """Wall-clock time the launcher took just before starting the app ($FOLEY_STARTUP_T0, seconds since the
+    epoch), else the process's start from /proc (Linux), else now."""
+    import os
+    import time
+
+    t0 = os.environ.get("FOLEY_STARTUP_T0")
+    if t0:
+        return float(t0)
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.time()
+
+
+def _measure_startup(app: QApplication, window: QWidget, engine: EngineHandle, t0: float) -> None:
+    """--measure-startup: one JSON line on stdout with the first paint of the window and the engine's readiness."""
+    import json
+    import time
+
+    from PySide6.QtCore import QEvent, QObject
+
+    seen: dict[str, float] = {}
+
+    def mark(what: str) -> None:
+        seen.setdefault(what, round(time.time() - t0, 3))
+        if "window_shown_s" in seen and ("engine_ready_s" in seen or "engine_failed_s" in seen):
+            print(json.dumps(seen), flush=True)
+            QTimer.singleShot(0, window.close)
+
+    class FirstPaint(QObject):
+        def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
+            if ev.type() == QEvent.Type.Paint:
+                window.removeEventFilter(self)
+                QTimer.singleShot(0, lambda: mark("window_shown_s"))  # after the paint itself
+            return False
+
+    window._startup_filter = FirstPaint(window)  # type: ignore[attr-defined]
+    window.installEventFilter(window._startup_filter)  # type: ignore[attr-defined]
+    engine.state_changed.connect(lambda state: mark(f"engine_{state}_s") if state in ("ready", "failed") else None)
 
 
 def log_dir() -> Path:
@@ -110,6 +164,12 @@ def build_context(settings: Settings, *, autosave_root: Path | None = None, logs
 
 def run(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    t0 = _process_start() if args.measure_startup else 0.0
+    if args.smoke_test:  # the self-test touches none of the user's preferences and autosaves
+        out = Path(args.smoke_test)
+        args.settings = args.settings or str(out / "smoke-settings.ini")
+        args.autosave_dir = args.autosave_dir or str(out / "autosave")
+        args.no_recovery = True
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(ORG_NAME)
@@ -126,10 +186,18 @@ def run(argv: list[str] | None = None) -> int:
     ctx = build_context(settings, autosave_root=Path(args.autosave_dir) if args.autosave_dir else None, logs=logs)
     window = MainWindow(ctx)
     window.setWindowIcon(MainWindow.app_icon())
+    if args.measure_startup:
+        _measure_startup(app, window, ctx.engine, t0)
     window.show()
     ctx.engine.load(args.bundle or settings.bundle or None, args.backend or settings.backend)
 
     def start() -> None:
+        if args.smoke_test:
+            from foley_app.selftest import SmokeTest
+
+            window._smoke_test = SmokeTest(window, args.file, Path(args.smoke_test), steps=args.smoke_steps)
+            window._smoke_test.start()
+            return
         if not args.no_recovery:
             window.editor.check_recovery()
         if args.file:
