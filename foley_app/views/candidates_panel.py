@@ -44,15 +44,15 @@ def _button(text: str, tip: str, *, primary: bool = False) -> QPushButton:
 
 class CandidatePreview(pg.GraphicsLayoutWidget):
     """Waveform over mel spectrogram of one candidate (Audacity's multi-view). The mel is computed in an I/O job
-    when there is a job runner (its first use imports librosa and compiles its numba kernels: 3 s on the GUI
-    thread, tests/stall.py), on the spot without one."""
+    when there is a job runner (a 48 kHz take's mel is some tens of ms; with librosa, as the engine once had, its
+    first use also compiled numba kernels for 3 s on the GUI thread: tests/stall.py), on the spot without one."""
 
     def __init__(self, jobs: JobRunner | None = None) -> None:
         super().__init__()
         self.jobs = jobs
         self._shown = 0  # which show_audio call the mel on its way belongs to
-        if jobs is not None:  # librosa's import and numba compile, once, now (the app is starting) rather than
-            # at the first candidate, where they held the GIL for up to 0.45 s at a time
+        if jobs is not None:  # the mel's first call (its filterbank, made once) now, while the app is starting,
+            # rather than at the first candidate
             jobs.submit("warm-up", "Preparing the spectrogram", lambda report, cancel: mel_spectrogram(
                 np.zeros(4096, np.float32), DIFF_FOLEY), on_error=lambda _j, _e: None)
         self.setMinimumHeight(150)
