@@ -71,6 +71,9 @@ class ModelManifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     onnx: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    # components whose weights file is absent because ONNX graphs cover them (an ONNX-only copy of the bundle, as
+    # the frozen desktop app ships): the ONNX backend runs it, the torch backend cannot
+    weights_absent: frozenset[str] = frozenset()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,6 +158,12 @@ def load_manifest(bundle_dir: str | os.PathLike[str], *, verify_files: bool = Tr
     if fe_type in FRAME_ENCODER_CONDITION and FRAME_ENCODER_CONDITION[fe_type] != condition:
         raise _fail(bdir, f"its {fe_type!r} frame encoder makes {FRAME_ENCODER_CONDITION[fe_type]} features, but the "
                           f"denoiser is conditioned on {condition}", reinstall)
+    onnx_section = (raw.get("onnx") or {}) if onnx else {}
+    if onnx_section:
+        _check_onnx(bdir, onnx_section, comps, verify_files=verify_files)
+    graphs = onnx_section.get("graphs") if isinstance(onnx_section, dict) else None
+    covered = {e.get("component") for e in (graphs or {}).values() if isinstance(e, dict)}
+    absent: set[str] = set()
     for name, comp in comps.items():
         known = COMPONENT_TYPES.get(name)
         if known is None or comp.type not in known:
@@ -163,12 +172,12 @@ def load_manifest(bundle_dir: str | os.PathLike[str], *, verify_files: bool = Tr
             continue
         fpath = bdir / comp.file
         if not fpath.is_file():
+            if name in covered:  # an ONNX-only copy: the graphs hold these weights
+                absent.add(name)
+                continue
             raise _fail(bdir, f"the {name} weights file {comp.file} is missing", reinstall)
         if verify_files and comp.sha256 and sha256_file(fpath) != comp.sha256:
             raise _fail(bdir, f"the {name} weights file {comp.file} is corrupt (sha256 mismatch)", reinstall)
-    onnx_section = (raw.get("onnx") or {}) if onnx else {}
-    if onnx_section:
-        _check_onnx(bdir, onnx_section, comps, verify_files=verify_files)
     return ModelManifest(
         name=str(raw.get("name", bdir.name)),
         spec=spec,
@@ -182,6 +191,7 @@ def load_manifest(bundle_dir: str | os.PathLike[str], *, verify_files: bool = Tr
         metrics=dict(raw.get("metrics", {})),
         onnx=dict(onnx_section),
         format_version=version,
+        weights_absent=frozenset(absent),
     )
 
 

@@ -32,7 +32,7 @@ def available_backends(manifest: ModelManifest | None = None) -> list[BackendKin
             manifest.onnx.get("graphs")
             and not components_without_graphs({n: c.type for n, c in manifest.components.items()}))):
         kinds.append(BackendKind.ONNX)
-    if _has("torch") and _has("diffusers"):
+    if _has("torch") and _has("diffusers") and (manifest is None or not manifest.weights_absent):
         kinds.append(BackendKind.TORCH)
     return kinds
 
@@ -60,6 +60,11 @@ def get_backend(
             )
         kind = kinds[0]
     if kind is BackendKind.TORCH:
+        if manifest.weights_absent:
+            raise BackendUnavailableError(
+                f"the bundle in {bundle_dir} is ONNX-only (no weights for {', '.join(sorted(manifest.weights_absent))}"
+                "): run it with --backend onnx, or use the full bundle for torch"
+            )
         missing = [m for m in ("torch", "diffusers", "safetensors") if not _has(m)]
         if missing:
             raise BackendUnavailableError(

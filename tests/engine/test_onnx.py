@@ -134,6 +134,32 @@ def test_missing_graph_file_is_named(onnx_copy: Path) -> None:
         load_manifest(onnx_copy)
 
 
+def test_an_onnx_only_copy_runs_on_onnx_runtime_and_tells_torch_why_not(onnx_copy: Path, video_12s: Path) -> None:
+    """The frozen app ships the bundle without the safetensors its graphs hold: the ONNX backend runs it; the torch
+    backend refuses it with the reason; a weights file no graph covers is still required."""
+    from engine import BackendUnavailableError
+
+    m = load_manifest(onnx_copy)
+    covered = {e["component"] for e in m.onnx["graphs"].values()}
+    removed = []
+    for name, comp in m.components.items():
+        if comp.file and name in covered:
+            (onnx_copy / comp.file).unlink()
+            removed.append(name)
+    assert {"denoiser", "vae"} <= set(removed)
+    m2 = load_manifest(onnx_copy)
+    assert m2.weights_absent == frozenset(removed)
+    assert m.weights_absent == frozenset()
+    e = load_engine(onnx_copy, backend="auto")
+    assert e.backend.name.startswith("onnx")
+    assert len(e.generate(video_12s, 0.0, candidates=1, steps=2).candidates) == 1
+    with pytest.raises(BackendUnavailableError, match="ONNX-only"):
+        load_engine(onnx_copy, backend="torch")
+    _edit_manifest(onnx_copy, lambda d: d["onnx"]["graphs"].pop("denoiser"))
+    with pytest.raises(BundleError):  # the denoiser's weights are nowhere now
+        load_manifest(onnx_copy)
+
+
 def test_corrupt_graph_file_is_caught_by_sha256(onnx_copy: Path) -> None:
     with open(onnx_copy / "onnx" / "denoiser.int8.onnx", "ab") as f:
         f.write(b"\0")
