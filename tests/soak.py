@@ -84,7 +84,15 @@ def soak_jobs(engine: Any, n: int, warmup: int, kw: dict[str, Any]) -> dict[str,
     before, t0 = vitals(), time.perf_counter()
     run(n - warmup, warmup)
     after = vitals()
-    live = sum(isinstance(o, Job) for o in gc.get_objects())  # a census: every finished job must be gone
+    # a census: every finished job must be gone. The loop quits from inside the last job's result delivery, so first
+    # let the runner finish delivering (the pools' threads drop their last job once idle) and the event queue drain
+    runner.inference_pool.waitForDone(10_000)
+    runner.io_pool.waitForDone(10_000)
+    for _ in range(3):
+        QCoreApplication.sendPostedEvents()
+        QCoreApplication.processEvents()
+    gc.collect()
+    live = sum(isinstance(o, Job) for o in gc.get_objects())
     runner.shutdown()
     del app
     return {"before": before, "after": after, "seconds": time.perf_counter() - t0, "errors": errors,
