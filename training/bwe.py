@@ -401,20 +401,31 @@ def card_line(manifest) -> str:
 def add_to_bundle(run: Path, bundle: Path):
     """Put RUN's trained extension into `bundle` (`engine.nn.bundle.add_component`: weights, manifest entry, ONNX
     graph checked against torch), with its training record and measurements in the manifest's metrics and
-    provenance, and its line in the bundle's MODEL_CARD.md when there is one."""
+    provenance, and its line in the bundle's MODEL_CARD.md when there is one. RUN may also be a bundle (e.g. the
+    shipped one): its extension moves over with its record (the extension works on the 16 kHz audio, whatever
+    the model that made it)."""
     from engine.manifest import load_manifest, write_manifest
-    from engine.nn.bundle import add_component
+    from engine.nn.bundle import add_component, load_component
 
-    meta = json.loads((run / "bwe.json").read_text())
-    measured = run / "bwe-metrics.json"
-    add_component(bundle, "bwe", load_net(run))
-    m = load_manifest(bundle)
-    m.metrics["bwe"] = {"steps": meta.get("steps"), "inputs": meta.get("inputs", ["real"]),
-                        "train_recordings": meta.get("train_recordings"),
-                        **({"test_lsd": json.loads(measured.read_text())} if measured.is_file() else {})}
-    m.provenance["bwe"] = {"weights": "trained with `python -m training.bwe train` (the recordings of the Foley "
-                                      "dataset's training split: the same sources and licences as the model's)",
-                           "run": run.name, "command": meta.get("command", "")}
+    if (run / "manifest.json").is_file():  # RUN is a bundle that has one: its extension, record and all
+        source = load_manifest(run)
+        if "bwe" not in source.components:
+            raise SystemExit(f"{run} has no bandwidth extension to take")
+        add_component(bundle, "bwe", load_component(run, source, "bwe"))
+        m = load_manifest(bundle)
+        m.metrics["bwe"] = dict(source.metrics.get("bwe", {}))
+        m.provenance["bwe"] = {**source.provenance.get("bwe", {}), "taken_from": source.name}
+    else:
+        meta = json.loads((run / "bwe.json").read_text())
+        measured = run / "bwe-metrics.json"
+        add_component(bundle, "bwe", load_net(run))
+        m = load_manifest(bundle)
+        m.metrics["bwe"] = {"steps": meta.get("steps"), "inputs": meta.get("inputs", ["real"]),
+                            "train_recordings": meta.get("train_recordings"),
+                            **({"test_lsd": json.loads(measured.read_text())} if measured.is_file() else {})}
+        m.provenance["bwe"] = {"weights": "trained with `python -m training.bwe train` (the recordings of the Foley "
+                                          "dataset's training split: the same sources and licences as the model's)",
+                               "run": run.name, "command": meta.get("command", "")}
     write_manifest(bundle, m)
     card = bundle / "MODEL_CARD.md"
     if card.is_file():
