@@ -247,6 +247,34 @@ def test_lower_order_final_only_below_10_steps(schedule: NoiseScheduleVP) -> Non
 # ---- agreement with diffusers --------------------------------------------------------------------------------
 
 
+def _diffusers_reference(order: int, steps: int, eps_seed: int, x_seed: int):
+    """diffusers' DPM-Solver++ multistep of `order` ('midpoint' second-order update) run on the toy predictor on
+    its own discrete grid: (x_T, eps, its result, and the grid as the core takes it: alphas, sigmas, t_model)."""
+    torch = pytest.importorskip("torch")
+    diffusers = pytest.importorskip("diffusers")
+    sched = diffusers.DPMSolverMultistepScheduler(
+        num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
+        algorithm_type="dpmsolver++", solver_order=order, solver_type="midpoint", lower_order_final=True,
+        final_sigmas_type="sigma_min", prediction_type="epsilon", thresholding=False, timestep_spacing="linspace",
+    )
+    sched.set_timesteps(steps)
+    eps = _toy_eps(eps_seed)
+    x_T = np.random.default_rng(x_seed).standard_normal(SHAPE).astype(np.float32)
+    sample = torch.from_numpy(x_T.copy())
+    for t in sched.timesteps:
+        model_out = torch.from_numpy(eps(sample.numpy(), float(t)).astype(np.float32))
+        sample = sched.step(model_out, t, sample).prev_sample
+    sig = sched.sigmas.numpy().astype(np.float64)  # (steps + 1,) VE sigmas sqrt((1 - abar)/abar)
+    alphas = 1.0 / np.sqrt(sig**2 + 1.0)
+    t_model = sched.timesteps.numpy().astype(np.float64)  # (steps,)
+    assert t_model[0] == 999 and len(t_model) == steps
+    return x_T, eps, sample.numpy(), (alphas, sig * alphas, t_model)
+
+
+def _rel(a: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.abs(a - ref).max() / np.abs(ref).max())
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:diffusers.*")
 @pytest.mark.parametrize(("steps", "lower_order_final"), [(25, False), (20, False), (8, True)])
 def test_core_matches_diffusers_dpmsolver_multistep(steps: int, lower_order_final: bool) -> None:
@@ -255,44 +283,11 @@ def test_core_matches_diffusers_dpmsolver_multistep(steps: int, lower_order_fina
     diffusers takes a first-order final step when steps < 15 (with lower_order_final=True), so for >= 15 steps the
     core runs without it and for 8 steps with it.
     """
-    torch = pytest.importorskip("torch")
-    diffusers = pytest.importorskip("diffusers")
-    sched = diffusers.DPMSolverMultistepScheduler(
-        num_train_timesteps=1000,
-        beta_schedule="linear",
-        beta_start=1e-4,
-        beta_end=0.02,
-        algorithm_type="dpmsolver++",
-        solver_order=2,
-        solver_type="midpoint",
-        lower_order_final=True,
-        final_sigmas_type="sigma_min",
-        prediction_type="epsilon",
-        thresholding=False,
-        timestep_spacing="linspace",
-    )
-    sched.set_timesteps(steps)
-    eps = _toy_eps(0)
-    x_T = np.random.default_rng(5).standard_normal(SHAPE).astype(np.float32)
-
-    sample = torch.from_numpy(x_T.copy())
-    for t in sched.timesteps:
-        model_out = torch.from_numpy(eps(sample.numpy(), float(t)).astype(np.float32))
-        sample = sched.step(model_out, t, sample).prev_sample
-    ref = sample.numpy()
-
-    sig = sched.sigmas.numpy().astype(np.float64)  # (steps + 1,) VE sigmas sqrt((1 - abar)/abar)
-    alphas = 1.0 / np.sqrt(sig**2 + 1.0)
-    sigmas = sig * alphas
-    t_model = sched.timesteps.numpy().astype(np.float64)  # (steps,)
-    assert t_model[0] == 999 and len(t_model) == steps
-    ours = dpmpp_2m_core(x_T, eps, alphas, sigmas, t_model, lower_order_final=lower_order_final)
-    rel = np.abs(ours - ref).max() / np.abs(ref).max()
-    print(f"diffusers steps={steps}: max rel diff {rel:.2e}")
+    x_T, eps, ref, grid = _diffusers_reference(2, steps, 0, 5)
+    rel = _rel(dpmpp_2m_core(x_T, eps, *grid, lower_order_final=lower_order_final), ref)
     assert rel < 2e-5, rel
     # the comparison is sensitive: the wrong final-step order is far off
-    other = dpmpp_2m_core(x_T, eps, alphas, sigmas, t_model, lower_order_final=not lower_order_final)
-    assert np.abs(other - ref).max() / np.abs(ref).max() > 1e-4
+    assert _rel(dpmpp_2m_core(x_T, eps, *grid, lower_order_final=not lower_order_final), ref) > 1e-4
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:diffusers.*")
@@ -300,32 +295,13 @@ def test_core_matches_diffusers_dpmsolver_multistep(steps: int, lower_order_fina
 def test_third_order_core_matches_diffusers_dpmsolver_3m(steps: int, lower_order_final: bool) -> None:
     """order=3 is diffusers' DPM-Solver++(3M) (solver_order=3; its warm-up and second step use the 'midpoint'
     second-order update), including its lower orders at the last two steps below 15 steps."""
-    torch = pytest.importorskip("torch")
-    diffusers = pytest.importorskip("diffusers")
-    sched = diffusers.DPMSolverMultistepScheduler(
-        num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
-        algorithm_type="dpmsolver++", solver_order=3, solver_type="midpoint", lower_order_final=True,
-        final_sigmas_type="sigma_min", prediction_type="epsilon", thresholding=False, timestep_spacing="linspace",
-    )
-    sched.set_timesteps(steps)
-    eps = _toy_eps(1)
-    x_T = np.random.default_rng(6).standard_normal(SHAPE).astype(np.float32)
-    sample = torch.from_numpy(x_T.copy())
-    for t in sched.timesteps:
-        model_out = torch.from_numpy(eps(sample.numpy(), float(t)).astype(np.float32))
-        sample = sched.step(model_out, t, sample).prev_sample
-    ref = sample.numpy()
-    sig = sched.sigmas.numpy().astype(np.float64)
-    alphas = 1.0 / np.sqrt(sig**2 + 1.0)
-    sigmas = sig * alphas
-    t_model = sched.timesteps.numpy().astype(np.float64)
-    ours = dpmpp_2m_core(x_T, eps, alphas, sigmas, t_model, lower_order_final=lower_order_final, order=3)
-    rel = np.abs(ours - ref).max() / np.abs(ref).max()
+    x_T, eps, ref, grid = _diffusers_reference(3, steps, 1, 6)
+    rel = _rel(dpmpp_2m_core(x_T, eps, *grid, lower_order_final=lower_order_final, order=3), ref)
     assert rel < 2e-5, rel
-    second = dpmpp_2m_core(x_T, eps, alphas, sigmas, t_model, lower_order_final=lower_order_final, order=2)
-    assert np.abs(second - ref).max() / np.abs(ref).max() > 1e-4  # the third order is not the second
+    # the third order is not the second
+    assert _rel(dpmpp_2m_core(x_T, eps, *grid, lower_order_final=lower_order_final, order=2), ref) > 1e-4
     with pytest.raises(InvalidRequestError, match="order"):
-        dpmpp_2m_core(x_T, eps, alphas, sigmas, t_model, order=4)
+        dpmpp_2m_core(x_T, eps, *grid, order=4)
 
 
 # ---- exactness on a Gaussian toy problem ---------------------------------------------------------------------
