@@ -22,7 +22,7 @@ from engine.errors import (
     VideoNotFoundError,
     VideoReadError,
 )
-from engine.media import FrameBatch, VideoInfo
+from engine.media import FrameBatch, VideoInfo, audio_io
 from engine.spec import DIFF_FOLEY
 
 W, H = 64, 48
@@ -386,7 +386,7 @@ def test_write_wav_atomic_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def boom(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(media.sf, "write", boom)
+    monkeypatch.setattr(audio_io.sf, "write", boom)  # write_wav's soundfile
     with pytest.raises(OSError, match="disk full"):
         media.write_wav(target, mono, 16_000)
     assert _sha(target) == before
