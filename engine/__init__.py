@@ -56,6 +56,7 @@ from engine.pipeline import (
     load_engine,
 )
 from engine.spec import AUDIOLDM, DIFF_FOLEY, SamplerConfig, SegmentSpec
+from engine.resample import resample
 from engine.timeline import (
     DEFAULT_COMP_CROSSFADE_S,
     DEFAULT_FILL_OVERLAP_S,
@@ -159,6 +160,7 @@ __all__ = [
     "render_mix",
     "snap_to_frame",
     "still_video",
+    "resample",
     "write_bwf",
     "write_wav",
 ]

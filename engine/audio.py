@@ -99,10 +99,11 @@ def fit_length(wav: np.ndarray, num_samples: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _stft_window(n_fft: int, win_length: int) -> np.ndarray:
-    """float64 periodic Hann of `win_length` centred in `n_fft` (librosa's `get_window` + `pad_center`)."""
-    import scipy.signal
-
-    window = scipy.signal.get_window("hann", win_length, fftbins=True)
+    """float64 periodic Hann of `win_length` centred in `n_fft` (librosa's `get_window` + `pad_center`): the values of
+    `scipy.signal.get_window("hann", win_length)` (a symmetric window of win_length + 1 from -pi to pi, last point
+    dropped), computed as scipy does so that the mel stays bit-exact; scipy.signal itself stays out of the engine."""
+    fac = np.linspace(-np.pi, np.pi, win_length + 1)
+    window = (np.zeros(win_length + 1) + 0.5 + 0.5 * np.cos(fac))[:-1]
     left = (n_fft - win_length) // 2
     return np.pad(window, (left, n_fft - win_length - left))
 

@@ -1,15 +1,16 @@
 """Bandwidth extension 16 kHz -> 48 kHz: the numpy front and back end around a small network (`engine.nn.bwe`).
 
-The 16 kHz take is resampled to 48 kHz (polyphase, `scipy.signal.resample_poly`), which keeps 0-8 kHz and leaves
-8-24 kHz empty. Its STFT at 48 kHz (n_fft 1024, hop 256, periodic Hann, centred: `engine.audio.stft`) gives the
-log magnitude of the bins below `CUTOFF_HZ`, from which the network predicts the log magnitude of every bin above.
+The 16 kHz take is resampled to 48 kHz (polyphase: `engine.resample`, scipy's `resample_poly` in numpy), which
+keeps 0-8 kHz and leaves 8-24 kHz empty. Its STFT at 48 kHz (n_fft 1024, hop 256, periodic Hann, centred:
+`engine.audio.stft`) gives the log magnitude of the bins below `CUTOFF_HZ`, from which the network predicts the log
+magnitude of every bin above.
 The phase of the new band comes from an excitation: the STFT of the full-wave rectified resampled signal, whose
 harmonics reach the whole band and whose transients fall where the take's do (the classic non-linear excitation of
 bandwidth extension; no iteration). The low band keeps the take's own complex STFT, with a linear cross-fade over
 `FADE_BINS` bins at the cut-off, and the inverse STFT gives the 48 kHz waveform.
 
 Written by hand: no registry library does bandwidth extension (audiosr and NU-Wave are hub-weight diffusion models).
-Everything here is numpy/scipy; the network runs through a callable (the backend's `predict_high_band`: the bundle's
+Everything here is numpy; the network runs through a callable (the backend's `predict_high_band`: the bundle's
 ONNX graph or its torch module), so this module imports neither.
 """
 
@@ -20,6 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from engine import audio
+from engine.resample import resample as _resample
 
 SR_LOW = 16_000
 SR_HIGH = 48_000
@@ -41,15 +43,9 @@ class BandwidthError(ValueError):
 
 
 def resample(wav: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """(..., n) at `rate_in` -> at `rate_out`, polyphase (scipy's resample_poly, Kaiser window) along the last axis,
-    float32: plain resampling."""
-    from scipy.signal import resample_poly
-
-    x = np.asarray(wav, np.float32)
-    if rate_in == rate_out:
-        return x
-    g = int(np.gcd(rate_in, rate_out))
-    return resample_poly(x, rate_out // g, rate_in // g, axis=-1).astype(np.float32)
+    """(..., n) at `rate_in` -> at `rate_out`, polyphase (scipy's resample_poly filter, Kaiser window, in numpy:
+    `engine.resample`) along the last axis, float32: plain resampling."""
+    return _resample(np.asarray(wav, np.float32), rate_in, rate_out)
 
 
 def upsample(wav16: np.ndarray) -> np.ndarray:

@@ -52,6 +52,7 @@ from engine import (
     mel_spectrogram,
     probe_video,
     read_audio,
+    resample,
     still_video,
 )
 from foley_app.autosave import find_recoverable
@@ -1118,10 +1119,7 @@ class Editor(QObject):
 
         def work(report: Callable, cancel: Callable) -> np.ndarray:
             if rate != DIFF_FOLEY.sample_rate:  # the mel's bands and hop are the spec's: a 48 kHz track spanned 3x
-                from scipy.signal import resample_poly
-
-                g = math.gcd(rate, DIFF_FOLEY.sample_rate)
-                return mel_spectrogram(resample_poly(track, DIFF_FOLEY.sample_rate // g, rate // g), DIFF_FOLEY)
+                return mel_spectrogram(resample(track, rate, DIFF_FOLEY.sample_rate), DIFF_FOLEY)
             return mel_spectrogram(track, DIFF_FOLEY)
 
         self.jobs.submit("mel", "Spectrogram", work,

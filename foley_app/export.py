@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from engine import (
     MUX_SUFFIXES,
@@ -46,6 +45,7 @@ from engine import (
     parse_timecode,
     probe_video,
     render_mix,
+    resample,
     write_bwf,
     write_wav,
 )
@@ -221,11 +221,10 @@ def build_request(video: str | None, mp4: Path | None, wav: Path | None, normali
 
 
 def resample_to(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Polyphase resampling (scipy, Kaiser window); sample 0 stays at time 0."""
+    """Polyphase resampling (the engine's, Kaiser window); sample 0 stays at time 0."""
     if rate_in == rate_out or audio.size == 0:
         return np.asarray(audio, np.float32)
-    g = math.gcd(rate_in, rate_out)
-    return resample_poly(audio, rate_out // g, rate_in // g).astype(np.float32)
+    return resample(audio, rate_in, rate_out)
 
 
 def stems_at(session: ExportSession, rate: int, gain: float = 1.0) -> tuple[list[MixClip], np.ndarray]:

@@ -1,6 +1,6 @@
 """The runtime needs no torch: `import engine`, an ONNX generation and `foley generate` in processes where
 importing torch (or diffusers) fails, as on a user's machine without the torch extra. Nor librosa (and its numba
-and llvmlite): the frozen desktop build leaves them out (packaging/foley.spec)."""
+and llvmlite), nor scipy beyond scipy.fft: the frozen desktop build leaves them out (packaging/foley.spec)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,11 @@ API_SCRIPT = textwrap.dedent(
     bundle, video = sys.argv[1], sys.argv[2]
     e = load_engine(bundle)  # auto: ONNX Runtime, the only backend that can run here
     res = e.generate(video, 1.0, candidates=2, seed=0, steps=2)
-    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "diffusers", "librosa", "numba"))
+    e.generate(video, 1.0, candidates=1, seed=0, steps=2, sample_rate=48000)  # resampled to 48 kHz
+    # nor scipy beyond its FFT: scipy.signal would pull linalg, sparse, optimize, stats and OpenBLAS into the app
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "diffusers", "librosa", "numba")
+                   or m.split(".")[:2] in (["scipy", "signal"], ["scipy", "linalg"], ["scipy", "sparse"],
+                                           ["scipy", "optimize"], ["scipy", "stats"]))
     print(json.dumps({
         "backend": e.backend.name, "providers": e.backend.providers_in_use, "heavy": heavy,
         "shapes": [list(c.audio.shape) for c in res.candidates],
