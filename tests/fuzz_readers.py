@@ -21,11 +21,11 @@ import json
 import os
 import sys
 import tempfile
-from fractions import Fraction
 from pathlib import Path
 
 import atheris
 import numpy as np
+from media_writers import write_tiny_mp4
 
 with atheris.instrument_imports():
     from engine import EngineError, load_manifest, probe_video, read_audio, read_frames
@@ -39,24 +39,8 @@ WORK = Path(tempfile.mkdtemp(prefix="foley-fuzz-"))
 
 
 def _video_bytes() -> bytes:
-    import av
-
     buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as out:
-        vs = out.add_stream("libx264", rate=8)
-        vs.width, vs.height, vs.pix_fmt = 32, 24, "yuv420p"
-        vs.time_base = Fraction(1, 8)
-        a = out.add_stream("aac", rate=16_000, layout="mono")
-        for i in range(6):
-            f = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 40 * i, np.uint8), format="rgb24")
-            f.pts = i
-            out.mux(vs.encode(f))
-        out.mux(vs.encode(None))
-        for k in range(0, 12_000, 1024):
-            fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            fr.sample_rate, fr.pts = 16_000, k
-            out.mux(a.encode(fr))
-        out.mux(a.encode(None))
+    write_tiny_mp4(buf)
     return buf.getvalue()
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import FakeEngine, make_test_video, open_video, wait_for
+from helpers import FakeEngine, open_video, wait_for
+from media_writers import make_test_video
 from PySide6.QtCore import Qt
 
 from foley_app.document.timeline import crossfade_spans

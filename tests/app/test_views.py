@@ -130,7 +130,7 @@ def test_export_choices_never_name_the_source_and_ask_before_replacing(qtbot, ma
 
 
 def test_muting_the_original_audio(qtbot, make_window, tmp_path: Path) -> None:
-    from helpers import make_test_video
+    from media_writers import make_test_video
 
     video = make_test_video(tmp_path / "with_sound.mp4", seconds=4.0, with_audio=True)
     w = make_window(engine=FakeEngine())

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from media_writers import write_png
 
 pytest.importorskip("torch")
 
@@ -118,18 +119,11 @@ def test_the_fill_command_writes_track_stems_timeline_and_mux(tiny_bundle: Path,
 
 def test_a_still_image_becomes_a_video_to_generate_from(tiny_bundle: Path, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    import av
-
     from engine.media import still_video
 
-    png = tmp_path / "forest.png"
     img = np.zeros((121, 161, 3), np.uint8)  # odd size: padded to even for H.264
     img[:, :80] = (40, 160, 60)
-    with av.open(str(png), "w", format="image2") as c:  # a PNG written by FFmpeg's encoder
-        st = c.add_stream("png", rate=1)
-        st.width, st.height, st.pix_fmt = 161, 121, "rgb24"
-        c.mux(st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
-        c.mux(st.encode(None))
+    png = write_png(tmp_path / "forest.png", img)  # a PNG written by FFmpeg's encoder
     made = still_video(png, tmp_path / "forest.mp4", 8.2)
     info = probe_video(made)
     assert (info.width, info.height) == (162, 122) and info.duration == pytest.approx(8.2, abs=0.05)

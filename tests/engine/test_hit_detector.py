@@ -4,11 +4,11 @@ backends, a detector trained from scratch on synthetic flash motion, and `FoleyE
 from __future__ import annotations
 
 import shutil
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
+from media_writers import write_flash_video
 
 from engine import motion
 from engine.errors import SegmentOutOfRangeError
@@ -24,40 +24,13 @@ SLOTS = 256
 SLOT = DURATION / SLOTS
 
 
-def write_flash_video(path: Path, *, seconds: float = 10.0, size: tuple[int, int] = (160, 120)) -> Path:
-    """H.264 at 20 fps: a grey scene with a moving square; the whole picture white on FLASHES and the frame after;
-    keyframes every GOP frames exactly (no scene-cut keyframes at the flashes)."""
-    import av
-
-    w, h = size
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=FPS)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        vs.time_base = Fraction(1, FPS)
-        vs.options = {"x264-params": f"keyint={GOP}:min-keyint={GOP}:scenecut=0"}
-        white = {k + d for k in FLASHES for d in (0, 1)}
-        for i in range(round(seconds * FPS)):
-            img = np.full((h, w, 3), 40, np.uint8)
-            x = int((w - 20) * abs(np.sin(i / FPS)))
-            img[h // 2 - 10 : h // 2 + 10, x : x + 20] = (200, 100, 50)
-            if i in white:
-                img[:] = 255
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, FPS)
-            for p in vs.encode(frame):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
-    return path
-
-
 def slot_of(frame: int, start: float = 0.0) -> int:
     return int((frame / FPS - start) / SLOT)
 
 
 @pytest.fixture(scope="module")
 def flash_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_flash_video(tmp_path_factory.mktemp("hits") / "flashes.mp4")
+    return write_flash_video(tmp_path_factory.mktemp("hits") / "flashes.mp4", flashes=FLASHES, fps=FPS, gop=GOP)
 
 
 # ---- motion features -----------------------------------------------------------------------------------------

@@ -1,17 +1,19 @@
-"""Tests of engine.media: every file is made here with PyAV, small (64x48) and short (about 2 s)."""
+"""Tests of engine.media: every file is made here with PyAV (tests/media_writers.py), small (64x48) and short
+(about 2 s)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 import pytest
 import soundfile as sf
+from media_writers import Painter, write_audio_only, write_painted_video, write_timecode_video
 
 from engine import media
 from engine.errors import (
@@ -27,8 +29,6 @@ from engine.spec import DIFF_FOLEY
 
 W, H = 64, 48
 BITS = 6  # frame index written as 6 black/white vertical bars
-
-Painter = Callable[[int], np.ndarray]
 
 
 # ---- helpers that make media ---------------------------------------------------------------------------------
@@ -60,70 +60,9 @@ def _quadrant(_: int) -> np.ndarray:
     return img
 
 
-def _make_video(
-    path: Path,
-    codec: str,
-    *,
-    fmt: str | None = None,
-    n: int = 20,
-    fps: int = 10,
-    pts: list[int] | None = None,
-    time_base: Fraction | None = None,
-    start_pts: int = 0,
-    rotation: float | None = None,
-    painter: Painter = _bars,
-    container_options: dict[str, str] | None = None,
-    audio_click_at: float | None = None,
-) -> Path:
-    """Encode a small video; frame i shows `painter(i)`. pts are frame numbers (1/fps) unless `pts` is given.
-
-    With `audio_click_at`, an AAC track (48 kHz mono) with a single click at that time (s) is added too.
-    """
-    with av.open(str(path), mode="w", format=fmt, options=container_options or {}) as out:
-        vs = out.add_stream(codec, rate=fps)
-        vs.width, vs.height = W, H
-        vs.pix_fmt = "yuv420p"
-        if time_base is not None:
-            vs.codec_context.time_base = time_base
-            vs.time_base = time_base
-        if rotation is not None:
-            vs.set_display_rotation(rotation)
-        aus = None
-        if audio_click_at is not None:
-            aus = out.add_stream("aac", rate=48_000, layout="mono")
-        frame_pts = pts if pts is not None else [start_pts + i for i in range(n)]
-        for i, p in enumerate(frame_pts):
-            frame = av.VideoFrame.from_ndarray(painter(i), format="rgb24")
-            frame.pts = p
-            if time_base is not None:
-                frame.time_base = time_base
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode(None))
-        if aus is not None and audio_click_at is not None:
-            total = int(len(frame_pts) / fps * 48_000)
-            sig = np.zeros(total, np.float32)
-            sig[int(audio_click_at * 48_000)] = 0.9
-            for k in range(0, total, 1024):
-                chunk = sig[k : k + 1024]
-                frame = av.AudioFrame.from_ndarray(chunk[None].copy(), format="fltp", layout="mono")
-                frame.sample_rate = 48_000
-                frame.pts = k
-                out.mux(aus.encode(frame))
-            out.mux(aus.encode(None))
-    return path
-
-
-def _make_audio_only(path: Path, fmt: str = "mp4") -> Path:
-    """An AAC-only file (an .m4a)."""
-    with av.open(str(path), mode="w", format=fmt) as out:
-        aus = out.add_stream("aac", rate=48_000, layout="mono")
-        for k in range(0, 48_000, 1024):
-            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-            frame.sample_rate = 48_000
-            frame.pts = k
-            out.mux(aus.encode(frame))
-        out.mux(aus.encode(None))
-    return path
+def _make_video(path: Path, codec: str, *, painter: Painter = _bars, **kwargs: Any) -> Path:
+    """`media_writers.write_painted_video` at W x H; frame i shows `painter(i)` (the bars of i unless told)."""
+    return write_painted_video(path, codec, size=(W, H), painter=painter, **kwargs)
 
 
 def _indices(batch: FrameBatch) -> list[int]:
@@ -357,7 +296,7 @@ def test_truncated_streamable_file_holds_last_frame(tmp_path: Path) -> None:
 
 
 def test_audio_only_files_have_no_video(tmp_path: Path) -> None:
-    m4a = _make_audio_only(tmp_path / "sound.m4a")
+    m4a = write_audio_only(tmp_path / "sound.m4a")
     wav = media.write_wav(tmp_path / "sound.wav", np.zeros(1600, np.float32), 16_000)
     for path in (m4a, wav):
         with pytest.raises(NoVideoStreamError, match="no video stream"):
@@ -605,18 +544,7 @@ def test_info_is_frozen(mp4: Path) -> None:
 
 
 def test_the_start_timecode_of_a_mov_is_read(tmp_path: Path) -> None:
-    path = tmp_path / "tc.mov"
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=25)
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        vs.metadata["timecode"] = "01:00:10:05"  # the MOV muxer writes it as a tmcd track
-        for i in range(10):
-            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            for p in vs.encode(frame):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
+    path = write_timecode_video(tmp_path / "tc.mov", "01:00:10:05")  # the MOV muxer writes it as a tmcd track
     assert media.probe_video(path).timecode == "01:00:10:05"
 
 

@@ -40,25 +40,3 @@ def fork_run(tiny_run: Path, name: str, stages: tuple[str, ...]) -> Path:
     for s in stages:
         shutil.copytree(tiny_run / "stages" / s, new / "stages" / s)
     return new
-
-
-def write_video_without_audio(path: Path, seconds: float = 9.0, fps: int = 8) -> Path:
-    """A small H.264 MP4 with no audio stream."""
-    from fractions import Fraction
-
-    import av
-    import numpy as np
-
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=fps)
-        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
-        vs.time_base = Fraction(1, fps)
-        for i in range(round(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (i * 9) % 255, np.uint8), format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, fps)
-            for p in vs.encode(frame):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
-    return path

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _train_helpers import write_video_without_audio
+from media_writers import write_video_without_audio
 
 from engine.spec import DIFF_FOLEY
 from training import data
