@@ -94,7 +94,7 @@ from foley_app.document.timeline import clamp_hit, fill_starts, floor_to_frame, 
 from foley_app.errors import UserMessage, explain
 from foley_app.export import ExportDefaults, ExportRequest, ExportResult, ExportSession, run_export
 from foley_app.frames import FrameSource, read_thumbnails
-from foley_app.jobs import Job
+from foley_app.jobs import Job, SegmentJobMeta
 
 log = logging.getLogger(__name__)
 
@@ -529,8 +529,9 @@ class Editor(QObject):
 
     def _cancel_stale_jobs(self) -> None:
         for job in self.jobs.jobs("generate"):
-            seg = self.doc.segment(job.meta.get("segment_id", ""))
-            if seg is None or abs(seg.start - job.meta.get("start", -1.0)) > 1e-9:
+            m = job.meta
+            seg = self.doc.segment(m.segment_id) if m is not None else None
+            if seg is None or m is None or abs(seg.start - m.start) > 1e-9:
                 job.cancel()
 
     # ---- generation ------------------------------------------------------------------------------------------------
@@ -549,7 +550,7 @@ class Editor(QObject):
             return []
         s = self.ctx.settings
         batch = batch if batch is not None else next(self._batches)
-        busy = {j.meta.get("segment_id") for j in self.jobs.jobs("generate")}
+        busy = {j.segment_id for j in self.jobs.jobs("generate")}
         jobs = []
         for sid in ids:
             seg = self.doc.segment(sid)
@@ -576,8 +577,9 @@ class Editor(QObject):
                            guidance: float | None, auto_accept: bool, batch: int) -> Job:
         handle = self.ctx.engine
         start, hits, rate = seg.start, self.generation_hits(seg), self.doc.sample_rate
-        meta = {"segment_id": seg.id, "label": seg.label, "start": start, "video": video, "auto_accept": auto_accept,
-                "batch": batch, "queued_at": time.monotonic(), "hits_token": self.doc.hits_token(seg.id)}
+        meta = SegmentJobMeta(segment_id=seg.id, label=seg.label, start=start, video=video,
+                              hits_token=self.doc.hits_token(seg.id), auto_accept=auto_accept, batch=batch,
+                              queued_at=time.monotonic())
 
         def work(report: Callable[[float, str], None], should_cancel: Callable[[], bool]) -> GenerationResult:
             engine = handle.require()
@@ -591,19 +593,20 @@ class Editor(QObject):
 
     def _on_generated(self, job: Job, result: GenerationResult) -> None:
         m = job.meta
-        seg = self.doc.segment(m["segment_id"])
+        assert m is not None  # every generation is submitted with its segment (`_submit_generation`)
+        seg = self.doc.segment(m.segment_id)
         why = ""
-        if self.doc.video is None or self.doc.video.path != m["video"]:
+        if self.doc.video is None or self.doc.video.path != m.video:
             why = "another video was opened"
         elif seg is None:
             why = "the segment was deleted"
-        elif abs(seg.start - m["start"]) > 1e-9:
+        elif abs(seg.start - m.start) > 1e-9:
             why = "the segment was moved"
         elif result.sample_rate != self.doc.sample_rate:
             why = f"it is at {result.sample_rate} Hz and the project at {self.doc.sample_rate} Hz"
         if why:
-            self._status(f"Result for {m['label']} dropped: {why} while it was being generated.")
-            self.generation_dropped.emit(m["segment_id"], why)
+            self._status(f"Result for {m.label} dropped: {why} while it was being generated.")
+            self.generation_dropped.emit(m.segment_id, why)
             return
         assert seg is not None
         takes = [
@@ -614,7 +617,7 @@ class Editor(QObject):
         ]
         generation = {**result.settings, "seconds": round(sum(result.timings.values()), 3)}
         cmd = SetTakesCommand(self.doc, seg.id, takes, generation, list(result.warnings))
-        if m.get("auto_accept"):
+        if m.auto_accept:
             self.doc.undo_stack.beginMacro(f"Fill: {seg.label} generated and accepted")
             self.doc.undo_stack.push(cmd)
             self.doc.undo_stack.push(AcceptTakeCommand(self.doc, seg.id, 0))
@@ -629,16 +632,16 @@ class Editor(QObject):
         self.generation_applied.emit(seg.id)
 
     def _on_generation_failed(self, job: Job, exc: BaseException) -> None:
-        label = job.meta.get("label", "the segment")
+        label = job.meta.label if job.meta is not None else "the segment"
         if isinstance(exc, Cancelled):
             self._status(f"Generation of {label} cancelled.")
             return
-        batch = job.meta.get("batch")
+        batch = job.meta.batch if job.meta is not None else None
         if batch in self._failed_batches:
             return
         self._failed_batches.add(batch)
         for other in self.jobs.jobs("generate"):  # one dialog per batch; its other jobs would fail the same way
-            if other.meta.get("batch") == batch and other is not job:
+            if (other.meta.batch if other.meta is not None else None) == batch and other is not job:
                 other.cancel()
         self._error(exc, f"generating {label}")
 
@@ -975,12 +978,13 @@ class Editor(QObject):
                 job.cancel()
         self._detect_timer.start()
 
-    def _detection_current(self, meta: dict[str, Any]) -> bool:
+    def _detection_current(self, meta: SegmentJobMeta | None) -> bool:
         """Whether a detection (or generation) started with `meta` still fits: same video, the segment at the same
         start, its hits pending and unchanged since."""
-        seg = self.doc.segment(meta.get("segment_id", ""))
-        return (seg is not None and self._same_video(meta.get("video", "")) and abs(seg.start - meta["start"]) < 1e-9
-                and seg.hits_state == HITS_PENDING and self.doc.hits_token(seg.id) == meta.get("hits_token"))
+        seg = self.doc.segment(meta.segment_id) if meta is not None else None
+        return (seg is not None and meta is not None and self._same_video(meta.video)
+                and abs(seg.start - meta.start) < 1e-9
+                and seg.hits_state == HITS_PENDING and self.doc.hits_token(seg.id) == meta.hits_token)
 
     def _detect_pending_hits(self) -> None:
         v, handle = self.doc.video, self.ctx.engine
@@ -997,7 +1001,7 @@ class Editor(QObject):
             return
         if not Path(v.path).is_file():
             return
-        running = {j.meta["segment_id"] for j in self.jobs.jobs("hits") if not j.cancel_requested}
+        running = {j.segment_id for j in self.jobs.jobs("hits") if not j.cancel_requested}
         for seg in pending:
             failed = (seg.id, seg.start, self.doc.hits_token(seg.id)) in self._failed_detections
             if seg.id not in running and not failed:
@@ -1005,8 +1009,8 @@ class Editor(QObject):
 
     def _submit_detection(self, seg: Segment, video: str) -> Job:
         handle, start = self.ctx.engine, seg.start
-        meta = {"segment_id": seg.id, "label": seg.label, "start": start, "video": video,
-                "hits_token": self.doc.hits_token(seg.id)}
+        meta = SegmentJobMeta(segment_id=seg.id, label=seg.label, start=start, video=video,
+                              hits_token=self.doc.hits_token(seg.id))
 
         def work(report: Callable[[float, str], None], should_cancel: Callable[[], bool]) -> list[float]:
             return list(handle.require().detect_hits(video, start, should_cancel=should_cancel))
@@ -1015,9 +1019,11 @@ class Editor(QObject):
                                 on_result=self._on_hits_detected, on_error=self._on_detection_failed)
 
     def _on_hits_detected(self, job: Job, hits: list[float]) -> None:
-        seg = self.doc.segment(job.meta["segment_id"])
-        if seg is None or not self._detection_current(job.meta):
-            log.info("hits detected for %s dropped: the segment changed meanwhile", job.meta["label"])
+        m = job.meta
+        assert m is not None  # every detection is submitted with its segment (`_submit_detection`)
+        seg = self.doc.segment(m.segment_id)
+        if seg is None or not self._detection_current(m):
+            log.info("hits detected for %s dropped: the segment changed meanwhile", m.label)
             return
         self._apply_detected(seg, hits)
 
@@ -1036,8 +1042,9 @@ class Editor(QObject):
         if isinstance(exc, Cancelled):
             return
         m = job.meta
-        self._failed_detections.add((m["segment_id"], m["start"], m["hits_token"]))
-        self._status(f"Hit detection of {m['label']} failed: {exc} (add hits by hand with H).", 10000)
+        assert m is not None  # every detection is submitted with its segment (`_submit_detection`)
+        self._failed_detections.add((m.segment_id, m.start, m.hits_token))
+        self._status(f"Hit detection of {m.label} failed: {exc} (add hits by hand with H).", 10000)
 
     # ---- export ------------------------------------------------------------------------------------------------------
     def export_defaults(self) -> ExportDefaults:

@@ -48,15 +48,33 @@ class JobProgress:
     message: str
 
 
+@dataclass(frozen=True)
+class SegmentJobMeta:
+    """What a generation or hit-detection job was started for: the segment (`segment_id`, `label`, `start`) of
+    `video` and the segment's hits token then (a result that no longer fits when it arrives is dropped). A
+    generation also carries its `batch` (one error dialog per batch), `auto_accept` (Fill: accept candidate 1)
+    and when it was queued (`time.monotonic()`)."""
+
+    segment_id: str
+    label: str
+    start: float
+    video: str
+    hits_token: int
+    auto_accept: bool = False
+    batch: int | None = None
+    queued_at: float | None = None
+
+
 @dataclass(eq=False)
 class Job:
-    """A handle on one unit of background work; `meta` carries what it was started for (segment, start, ...)."""
+    """A handle on one unit of background work; `meta` carries what it was started for (segment, start, ...), for
+    the jobs that are about a segment (None for the others)."""
 
     id: int
     kind: str
     title: str
     inference: bool
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: SegmentJobMeta | None = None
     on_result: Callable[[Job, Any], None] | None = None
     on_error: Callable[[Job, BaseException], None] | None = None
     on_progress: Callable[[Job, JobProgress], None] | None = None
@@ -70,6 +88,11 @@ class Job:
     @property
     def cancel_requested(self) -> bool:
         return self._cancel.is_set()
+
+    @property
+    def segment_id(self) -> str | None:
+        """The segment the job is about (`meta.segment_id`), None for a job about no segment."""
+        return self.meta.segment_id if self.meta is not None else None
 
 
 class WorkerPool:
@@ -186,7 +209,7 @@ class JobRunner(QObject):
         fn: JobFn,
         *,
         inference: bool = False,
-        meta: dict[str, Any] | None = None,
+        meta: SegmentJobMeta | None = None,
         on_result: Callable[[Job, Any], None] | None = None,
         on_error: Callable[[Job, BaseException], None] | None = None,
         on_progress: Callable[[Job, JobProgress], None] | None = None,
@@ -194,7 +217,7 @@ class JobRunner(QObject):
     ) -> Job:
         """Queue `fn` on the inference pool (`inference`), the autosave pool (`lane="save"`) or the I/O pool."""
         pool = self._pools[lane or ("inference" if inference else "io")]
-        job = Job(next(self._ids), kind, title, inference, dict(meta or {}), on_result, on_error, on_progress)
+        job = Job(next(self._ids), kind, title, inference, meta, on_result, on_error, on_progress)
         if self._closed:  # the runner is shut down: nothing runs any more (whoever asked is closing)
             job.cancel()
             job.state = "cancelled"

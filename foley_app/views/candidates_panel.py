@@ -433,7 +433,7 @@ class CandidatesPanel(QWidget):
     # ---- generation progress of the current segment -----------------------------------------------------------
     def _current_job(self) -> Job | None:
         sid = self.doc.current_segment_id
-        jobs = [j for j in self.jobs.jobs("generate") if j.meta.get("segment_id") == sid]
+        jobs = [j for j in self.jobs.jobs("generate") if j.segment_id == sid]
         return jobs[0] if jobs else None
 
     def _on_job(self, job: Job) -> None:
@@ -441,7 +441,7 @@ class CandidatesPanel(QWidget):
             self._refresh_progress()
 
     def _on_job_progress(self, job: Job, _p: JobProgress) -> None:
-        if job.kind == "generate" and job.meta.get("segment_id") == self.doc.current_segment_id:
+        if job.kind == "generate" and job.segment_id == self.doc.current_segment_id:
             self._refresh_progress()
 
     def _refresh_progress(self, *_args: object) -> None:
