@@ -38,13 +38,13 @@ def headline(m: dict[str, Any]) -> dict[str, float | None]:
             "alignment": m.get("alignment", {}).get("generated", {}).get("accuracy")}
 
 
-def work_share(m: dict[str, Any], base: dict[str, Any]) -> float:
+def work_share(m: dict[str, Any], base: dict[str, Any], bundle: str | Path | None = None) -> float:
     """The denoiser's work relative to the base's (a guided step costs two evaluations, the others one), on the
-    bundle's noise schedule."""
+    noise schedule of `bundle` (default: the bundle the base evaluated)."""
     from engine.manifest import load_manifest
     from engine.sampling import NoiseScheduleVP, guided_steps
 
-    schedule = NoiseScheduleVP(load_manifest(base["bundle"]["path"], verify_files=False).schedule)
+    schedule = NoiseScheduleVP(load_manifest(bundle or base["bundle"]["path"], verify_files=False).schedule)
 
     def cost(r: dict[str, Any]) -> int:
         interval = tuple(r.get("guidance_interval") or ()) or None
@@ -68,8 +68,8 @@ def _fmt(key: str, x: float | None, delta: bool = False) -> str:
     return s + (" pt" if delta and pct else " %" if pct and not delta else "")
 
 
-def compare(base: dict[str, Any], runs: dict[str, dict[str, Any]], noise: dict[str, Any] | None = None
-            ) -> tuple[list[dict[str, Any]], dict[str, float]]:
+def compare(base: dict[str, Any], runs: dict[str, dict[str, Any]], noise: dict[str, Any] | None = None,
+            bundle: str | Path | None = None) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Rows (name, setting, work, metrics, deltas, holds) and the tolerance per metric."""
     for name, m in runs.items():
         for key in ("clips", "candidates", "hits"):
@@ -90,7 +90,7 @@ def compare(base: dict[str, Any], runs: dict[str, dict[str, Any]], noise: dict[s
         d = {k: (h[k] - b[k]) if h[k] is not None and b[k] is not None else None for k in METRICS}
         worse = [k for k in METRICS if d[k] is not None
                  and (-d[k] if METRICS[k][1] else d[k]) > tol[k] + 1e-12]
-        rows.append({"name": name, "setting": setting(m), "work": work_share(m, base),
+        rows.append({"name": name, "setting": setting(m), "work": work_share(m, base, bundle),
                      "metrics": h, "delta": d, "worse": worse, "is_base": m is base})
     return rows, tol
 
@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.compare_evals", description=__doc__.split("\n\n")[0])
     ap.add_argument("--base", required=True, help="the evaluation of the current settings")
     ap.add_argument("--noise", help="the base settings with other seeds (the seed-to-seed spread)")
+    ap.add_argument("--bundle", help="the bundle folder whose noise schedule counts the work (default: the one the "
+                                     "base evaluated)")
     ap.add_argument("--json", help="also write the rows here")
     ap.add_argument("runs", nargs="+", help="evaluation folders (those without metrics.json are skipped)")
     args = ap.parse_args(argv)
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         noise = _load(args.noise) if args.noise and (Path(args.noise) / "metrics.json").is_file() else None
         runs = {Path(r).name: (base if Path(r).resolve() == Path(args.base).resolve() else _load(r))
                 for r in args.runs if (Path(r) / "metrics.json").is_file()}
-        rows, tol = compare(base, runs, noise)
+        rows, tol = compare(base, runs, noise, args.bundle)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -39,6 +39,7 @@ case "${1:-}" in
         --out "$OUT/$n" --no-progress --threads 2 ${COND[$n]}
     done
     ;;
-  table) .venv/bin/python -m training.compare_evals --base "$OUT/base" --noise "$OUT/base-seed1" "$OUT"/*/ ;;
+  table) .venv/bin/python -m training.compare_evals --bundle "$BUNDLE" --base "$OUT/base" --noise "$OUT/base-seed1" \
+    --json "$OUT/levers.json" "${ORDER[@]/#/$OUT/}" ;;
   *) echo "usage: bash training/recipes/speed.sh evaluate [COND ...] | table" >&2; exit 2 ;;
 esac
