@@ -73,3 +73,13 @@ class CheckpointLayoutError(CheckpointError):
 
 class UntrustedCheckpointError(CheckpointError):
     """A pickled checkpoint holds objects beyond tensors; it is only unpickled fully when the user trusts it."""
+
+
+class UnknownConfigKeyError(EngineError, ValueError):
+    """A component config (a bundle manifest's init-args) has keys its config class does not know; the message
+    names them and the known ones (`engine.config_base.StrictConfig.from_dict`)."""
+
+    def __init__(self, message: str, *, unknown: list[str] | None = None, known: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.unknown = list(unknown or [])
+        self.known = list(known or [])

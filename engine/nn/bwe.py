@@ -9,35 +9,27 @@ quieter high band without extrapolating). `engine.bwe` does the framing and resy
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from engine.bwe import HIGH_BINS, LOW_BINS
+from engine.config_base import StrictConfig
 
 #: The component type in a bundle manifest (component name "bwe").
 COMPONENT_TYPE = "bwe-conv1d"
 
 
 @dataclass(frozen=True)
-class BweConfig:
+class BweConfig(StrictConfig):
+    config_name = "bwe-config"
+
     low_bins: int = LOW_BINS
     high_bins: int = HIGH_BINS
     channels: int = 192
     dilations: tuple[int, ...] = (1, 2, 4, 8)
     top_bins: int = 32  # the input bins whose mean log magnitude the output is an offset from
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BweConfig:
-        d = dict(d)
-        d["dilations"] = tuple(d.get("dilations", cls.dilations))
-        return cls(**d)
 
 
 class _Block(nn.Module):

@@ -26,12 +26,13 @@ reproduced exactly by `encode_chunked`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from engine.config_base import StrictConfig
 
 STAGE_BLOCKS = (3, 4, 6, 3)  # ResNet-50
 STAGE_PLANES = (64, 128, 256, 512)
@@ -42,8 +43,10 @@ BACKBONE_DIM = 2048
 
 
 @dataclass(frozen=True)
-class CAVPConfig:
+class CAVPConfig(StrictConfig):
     """The video branch of CAVP and its preprocessing (stored in the bundle manifest)."""
+
+    config_name = "cavp-config"
 
     feature_dim: int = 512
     image_size: int = 224
@@ -53,13 +56,6 @@ class CAVPConfig:
     def __post_init__(self) -> None:
         if self.chunk_frames < 1 or self.feature_dim < 1 or self.image_size < 32:
             raise ValueError(f"invalid CAVP config {self}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CAVPConfig:
-        return cls(**d)
 
 
 class ConvBN(nn.Module):

@@ -27,11 +27,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from engine.config_base import StrictConfig
+from engine.nn.presets import PRESETS, preset_fields
 
 if TYPE_CHECKING:
     from engine.spec import SegmentSpec, TimeAxis
@@ -41,8 +44,10 @@ if TYPE_CHECKING:
 # Config
 # ---------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
-class DenoiserConfig:
+class DenoiserConfig(StrictConfig):
     """Every constructor argument of `MDSGen`; stored in the bundle manifest so the torch backend can rebuild it."""
+
+    config_name = "denoiser-config"
 
     input_size: tuple[int, int]  # latent (H, W)
     in_channels: int
@@ -137,9 +142,8 @@ class DenoiserConfig:
     # ---- construction / (de)serialisation ------------------------------------------------------------------------
     @classmethod
     def from_spec(cls, spec: SegmentSpec, preset: str, **overrides: Any) -> DenoiserConfig:
-        """Sizes from the segment spec, shape from a preset of `PRESETS`, then `overrides` (any field)."""
-        if preset not in PRESETS:
-            raise ValueError(f"unknown denoiser preset {preset!r}; choose one of {sorted(PRESETS)}")
+        """Sizes from the segment spec, shape from a preset of `PRESETS` (or `TEST_PRESETS`: "tiny"), then `overrides`
+        (any field)."""
         fields: dict[str, Any] = {
             "input_size": (spec.latent_height, spec.latent_width),
             "in_channels": spec.latent_channels,
@@ -147,26 +151,13 @@ class DenoiserConfig:
             "feature_dim": spec.feature_dim,
             "num_frames": spec.num_frames,
             "time_axis": spec.time_axis,
-            **PRESETS[preset]._asdict(),
+            **preset_fields(preset),
         }
         fields.update(overrides)
         cfg = cls(**fields)
         if cfg.temporal_condition and cfg.frames_per_line is None:  # the spec knows the seconds and the frame rate
             cfg = dataclasses.replace(cfg, frames_per_line=spec.duration / cfg.time_lines * spec.video_fps)
         return cfg
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["input_size"] = list(self.input_size)  # JSON-friendly
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DenoiserConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown denoiser-config fields {sorted(unknown)}")
-        return cls(**d)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -667,25 +658,8 @@ def token_mask(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Presets and registry
+# Building and counting (the presets: engine.nn.presets)
 # ---------------------------------------------------------------------------------------------------------------
-class Preset(NamedTuple):
-    """Transformer shape of a size preset; mlp_ratio 4, patch 2, decode_layer 4 and one side block in all."""
-
-    depth: int
-    hidden_size: int
-    num_heads: int
-
-
-PRESETS: dict[str, Preset] = {
-    # T is the paper's stated shape (Table 8, DeiT-Tiny). The paper calls it 5 M, but this architecture has
-    # 8.39 M (Diff-Foley latent) / 8.69 M (AudioLDM latent) inference-time parameters at that shape.
-    "T": Preset(depth=12, hidden_size=192, num_heads=3),
-    "S": Preset(depth=12, hidden_size=384, num_heads=6),
-    "B": Preset(depth=12, hidden_size=768, num_heads=12),  # the released checkpoint
-    "L": Preset(depth=24, hidden_size=1024, num_heads=16),
-}
-
 _TRAINING_ONLY_PREFIXES = ("sideblocks.", "mask_token")
 
 

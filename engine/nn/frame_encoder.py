@@ -13,12 +13,13 @@ neighbours: LayerNorm(1280) -> Linear(1280 -> 512) -> GELU -> residual temporal 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from engine.config_base import StrictConfig
 
 BACKBONE_DIM = 1280
 IMAGE_SIZE = 224
@@ -46,17 +47,12 @@ def load_pretrained_backbone_state() -> dict[str, torch.Tensor]:
 
 
 @dataclass(frozen=True)
-class FrameEncoderConfig:
+class FrameEncoderConfig(StrictConfig):
+    config_name = "frame-encoder-config"
+
     backbone: str = "efficientnet-lite0"
     feature_dim: int = 512
     temporal_kernel: int = 3
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FrameEncoderConfig:
-        return cls(**d)
 
 
 class VideoProjection(nn.Module):
@@ -112,3 +108,8 @@ class VideoFeatureModel(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return self.projection(self.backbone_features(frames))
+
+    def encode_uint8(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8-range RGB frames (B, T, H, W, 3) -> features (B, T, feature_dim): what the torch backend feeds
+        every frame encoder (`engine.nn.cavp.CAVPVideoEncoder.encode_uint8` likewise)."""
+        return self(frames.permute(0, 1, 4, 2, 3).float())  # (B, T, 3, H, W) float

@@ -24,17 +24,21 @@ The module takes the engine's mel layout (B, n_mels, frames), not the transforme
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from engine.config_base import StrictConfig
+
 
 @dataclass(frozen=True)
-class HiFiGANConfig:
+class HiFiGANConfig(StrictConfig):
     """Generator sizes; the AudioLDM defaults are those of `cvssp/audioldm-s-full-v2/vocoder/config.json`."""
+
+    config_name = "hifigan-config"
 
     model_in_dim: int = 64
     sampling_rate: int = 16_000
@@ -76,22 +80,6 @@ class HiFiGANConfig:
         for k, u in zip(self.upsample_kernel_sizes, self.upsample_rates):
             n = (n - 1) * u - (k - u) // 2 * 2 + k
         return n
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["upsample_rates"] = list(self.upsample_rates)
-        d["upsample_kernel_sizes"] = list(self.upsample_kernel_sizes)
-        d["resblock_kernel_sizes"] = list(self.resblock_kernel_sizes)
-        d["resblock_dilation_sizes"] = [list(ds) for ds in self.resblock_dilation_sizes]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> HiFiGANConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown hifigan-config fields {sorted(unknown)}")
-        return cls(**d)
 
     @classmethod
     def from_hf_config(cls, d: dict[str, Any]) -> HiFiGANConfig:

@@ -13,7 +13,6 @@ of the motion-peak baseline it is compared with. Presets at the end.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from engine.config_base import StrictConfig
 from engine.motion import MOTION_VERSION, NUM_CHANNELS
 
 #: The component type in a bundle manifest (component name "hit_detector").
@@ -28,8 +28,10 @@ COMPONENT_TYPE = "hit-detector-tcn"
 
 
 @dataclass(frozen=True)
-class HitDetectorConfig:
+class HitDetectorConfig(StrictConfig):
     """Constructor arguments of `HitDetector` plus its calibrated peak picking; stored in the bundle manifest."""
+
+    config_name = "hit-detector config"
 
     in_channels: int = NUM_CHANNELS  # engine.motion's feature channels
     slots: int = 256  # slots per segment (the exported graph's fixed length)
@@ -54,21 +56,12 @@ class HitDetectorConfig:
         """Slots the output at one slot sees, the slot itself included."""
         return 1 + (self.kernel_size - 1) * sum(self.dilations)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["dilations"] = list(self.dilations)  # JSON-friendly
-        return d
-
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> HitDetectorConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown hit-detector config fields {sorted(unknown)}")
-        d = dict(d)
+    def _from_json(cls, d: dict[str, Any]) -> dict[str, Any]:
+        d = super()._from_json(d)
         if "dilations" in d:
             d["dilations"] = tuple(int(x) for x in d["dilations"])
-        return cls(**d)
+        return d
 
 
 class ResidualBlock(nn.Module):

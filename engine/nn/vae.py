@@ -17,13 +17,17 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from engine.config_base import StrictConfig
+
 ChannelMode = Literal["mono", "R", "G", "B", "mean"]
 _CHANNEL_INDEX = {"R": 0, "G": 1, "B": 2}
 
 
 @dataclass(frozen=True)
-class VAEConfig:
+class VAEConfig(StrictConfig):
     """AutoencoderKL init-args plus how mels enter and leave it."""
+
+    config_name = "vae-config"
 
     channel_mode: ChannelMode = "mono"
     latent_channels: int = 4
@@ -44,23 +48,6 @@ class VAEConfig:
     @property
     def downsample(self) -> int:
         return 2 ** (len(self.block_out_channels) - 1)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "channel_mode": self.channel_mode,
-            "latent_channels": self.latent_channels,
-            "block_out_channels": list(self.block_out_channels),
-            "layers_per_block": self.layers_per_block,
-            "norm_num_groups": self.norm_num_groups,
-            "latent_scale": self.latent_scale,
-            "extra": dict(self.extra),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> VAEConfig:
-        d = dict(d)
-        d["block_out_channels"] = tuple(d["block_out_channels"])
-        return cls(**d)
 
 
 class MelVAE(nn.Module):

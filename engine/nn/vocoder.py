@@ -10,15 +10,18 @@ The network's frames are the centred STFT's frames: mel_frames + 1 (the last mel
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from engine.config_base import StrictConfig
+
 
 @dataclass(frozen=True)
-class VocoderConfig:
+class VocoderConfig(StrictConfig):
+    config_name = "vocoder-config"
+
     n_mels: int = 128
     n_fft: int = 1024
     hop_length: int = 256
@@ -26,13 +29,6 @@ class VocoderConfig:
     intermediate_dim: int = 768
     num_layers: int = 8
     max_log_magnitude: float = 6.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> VocoderConfig:
-        return cls(**d)
 
 
 class ConvNeXtBlock(nn.Module):
