@@ -4,10 +4,11 @@ This module is the one place where model I/O names live. `engine.nn.export` writ
 names (and records them in the manifest's `onnx` section); `engine.backends.onnx_backend` feeds and reads them;
 `engine.manifest` refuses a bundle whose graphs disagree. No torch here.
 
-A graph is exported from one bundle component, and which graph a component gets depends on its type: that is the
-extension point. A new component type (an AudioLDM HiFi-GAN vocoder, a CAVP video encoder) adds a `GraphIO` to
-`GRAPHS` below, an exporter in `engine.nn.export.EXPORTERS` keyed by the same (graph, component type), and, if
-its outputs are new, a branch in the ONNX backend (e.g. a vocoder graph with a `waveform` output needs no iSTFT).
+A graph is exported from one bundle component, and which graphs a component gets depends on its type: the
+component-type registry `engine.components.TYPES` names them (`ComponentType.graphs`), and `GraphIO.types` reads it.
+A new component type (an AudioLDM HiFi-GAN vocoder, a CAVP video encoder) adds a `GraphIO` to `GRAPHS` below, an
+exporter in `engine.nn.export.EXPORTERS` keyed by (graph, component type), its entry in `engine.components` and,
+if its outputs are new, a branch in the ONNX backend (e.g. a vocoder graph with a `waveform` output needs no iSTFT).
 
 Axes are ints (fixed by the bundle's spec or config; the exporter records the numbers) or names (dynamic):
 `batch` is the only dynamic axis of every graph, plus `frames` (video frames on the video graphs, STFT frames on the
@@ -48,11 +49,11 @@ class TensorIO:
 
 @dataclass(frozen=True)
 class GraphIO:
-    """One exported graph: manifest key `name`, made from bundle component `component` of one of `types`."""
+    """One exported graph: manifest key `name`, made from bundle component `component` of one of `types` (the
+    component types whose `engine.components` entry lists it)."""
 
     name: str
     component: str
-    types: tuple[str, ...]
     inputs: tuple[TensorIO, ...]
     outputs: tuple[TensorIO, ...]
     doc: str
@@ -68,6 +69,13 @@ class GraphIO:
         has_flagged_twin = any(g.config_flag and g.name == self.name and component_type in g.types
                                and bool((config or {}).get(g.config_flag)) for g in GRAPHS)
         return flagged if self.config_flag else not has_flagged_twin
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        """The component types this graph is exported from (`engine.components.TYPES`, in registry order)."""
+        from engine.components import TYPES  # here: engine.components imports this module
+
+        return tuple(t.name for t in TYPES.values() if any(x is self for x in t.graphs))
 
     @property
     def input_names(self) -> list[str]:
@@ -90,7 +98,6 @@ F32, U8 = "float32", "uint8"
 FRAME_ENCODER = GraphIO(
     name="frame_encoder",
     component="frame_encoder",
-    types=("efficientnet-lite0-projection",),
     inputs=(TensorIO("frames", U8, ("batch", "frames", "height", "width", "rgb")),),
     outputs=(TensorIO("video_features", F32, ("batch", "frames", "feature_dim")),),
     doc="RGB frames 0..255 -> EfficientNet-Lite0 pooled features -> projection, L2-normalised per frame",
@@ -99,7 +106,6 @@ FRAME_ENCODER = GraphIO(
 CONDITION = GraphIO(
     name="condition",
     component="denoiser",
-    types=("mdsgen",),
     inputs=(TensorIO("video_features", F32, ("batch", "frames", "feature_dim")),),
     outputs=(TensorIO("condition", F32, ("batch", "hidden")),),
     doc="MDSGen's per-frame Linear/GELU/LayerNorm and Reducer Conv1d: the step-invariant condition y; with the "
@@ -109,7 +115,6 @@ CONDITION = GraphIO(
 CONDITION_HITS = GraphIO(
     name="condition",
     component="denoiser",
-    types=("mdsgen",),
     inputs=(TensorIO("video_features", F32, ("batch", "frames", "feature_dim")),
             TensorIO("hits", F32, ("batch", "time_lines", "hit_slots"))),
     outputs=(TensorIO("condition", F32, ("batch", "lines_plus_one", "hidden")),),
@@ -121,7 +126,6 @@ CONDITION_HITS = GraphIO(
 DENOISER = GraphIO(
     name="denoiser",
     component="denoiser",
-    types=("mdsgen",),
     inputs=(
         TensorIO("latent", F32, ("batch", "channels", "height", "width")),
         TensorIO("timestep", F32, ("batch",)),
@@ -134,7 +138,6 @@ DENOISER = GraphIO(
 VAE_DECODER = GraphIO(
     name="vae_decoder",
     component="vae",
-    types=("autoencoder-kl",),
     inputs=(TensorIO("latent", F32, ("batch", "channels", "height", "width")),),
     outputs=(TensorIO("mel_image", F32, ("batch", "mel_height", "mel_width")),),
     doc="scaled latent -> mel image in the spec's layout (channel selection and latent scale inside)",
@@ -143,7 +146,6 @@ VAE_DECODER = GraphIO(
 VOCODER_VOCOS = GraphIO(
     name="vocoder",
     component="vocoder",
-    types=("vocos",),
     inputs=(TensorIO("mel", F32, ("batch", "n_mels", "mel_frames")),),
     outputs=(
         TensorIO("log_magnitude", F32, ("batch", "bins", "stft_frames")),
@@ -155,7 +157,6 @@ VOCODER_VOCOS = GraphIO(
 FRAME_ENCODER_CAVP = GraphIO(
     name="frame_encoder",
     component="frame_encoder",
-    types=("cavp-resnet3d50",),
     inputs=(TensorIO("frames", U8, ("batch", "frames", "height", "width", "rgb")),),
     outputs=(TensorIO("video_features", F32, ("batch", "frames", "feature_dim")),),
     doc="CAVP (Diff-Foley): RGB frames 0..255 -> [0, 1] -> SlowOnly ResNet3d-50 -> Linear 2048->512, L2-normalised "
@@ -165,7 +166,6 @@ FRAME_ENCODER_CAVP = GraphIO(
 VOCODER_HIFIGAN = GraphIO(
     name="vocoder",
     component="vocoder",
-    types=("hifigan",),
     inputs=(TensorIO("mel", F32, ("batch", "n_mels", "mel_frames")),),
     outputs=(TensorIO("waveform", F32, ("batch", "samples")),),
     doc="AudioLDM HiFi-GAN: natural-log mel -> waveform (a little longer than mel_frames * hop; the engine trims)",
@@ -174,7 +174,6 @@ VOCODER_HIFIGAN = GraphIO(
 HIT_DETECTOR = GraphIO(
     name="hit_detector",
     component="hit_detector",
-    types=("hit-detector-tcn",),
     inputs=(TensorIO("motion", F32, ("batch", "slots", "motion_channels")),),
     outputs=(TensorIO("onset_logits", F32, ("batch", "slots")),),
     doc="the optional hit detector: a segment's motion features (engine.motion, one row per 32 ms slot) -> one onset "
@@ -184,7 +183,6 @@ HIT_DETECTOR = GraphIO(
 BWE = GraphIO(
     name="bwe",
     component="bwe",
-    types=("bwe-conv1d",),
     inputs=(TensorIO("low_log", F32, ("batch", "low_bins", "frames")),),
     outputs=(TensorIO("high_log", F32, ("batch", "high_bins", "frames")),),
     doc="the optional bandwidth extension (engine.bwe): log magnitudes of a 48 kHz STFT below 7.5 kHz -> those above; "
@@ -216,12 +214,17 @@ def graphs_for_components(components: Mapping[str, str],
     return out
 
 
-#: Component types that need no graph (computed in numpy by the runtime).
-PARAMETER_FREE_TYPES = ("griffin-lim",)
+def parameter_free_types() -> tuple[str, ...]:
+    """Component types that need no graph (computed in numpy by the runtime): those without weights in
+    `engine.components.TYPES` ("griffin-lim")."""
+    from engine.components import TYPES
+
+    return tuple(t.name for t in TYPES.values() if not t.has_weights)
 
 
 def components_without_graphs(components: dict[str, str]) -> list[tuple[str, str]]:
     """(name, type) of the components ({name: type}) that no graph of `GRAPHS` covers: a bundle holding one cannot
     run on ONNX Runtime until a `GraphIO` and an exporter for that type are added."""
+    free = parameter_free_types()
     covered = {(g.component, t) for g in GRAPHS for t in g.types}
-    return [(n, t) for n, t in components.items() if t not in PARAMETER_FREE_TYPES and (n, t) not in covered]
+    return [(n, t) for n, t in components.items() if t not in free and (n, t) not in covered]

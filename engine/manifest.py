@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.atomic import atomic_write_text
+from engine.components import SLOTS, TYPES, types_of_slot
 from engine.errors import BundleError
 from engine.graphs import PRECISIONS, graph_for, graphs_for_components
 from engine.spec import DiffusionSchedule, SamplerConfig, SegmentSpec
@@ -25,19 +26,13 @@ FORMAT = "mdsgen-foley-bundle"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 
-# component name -> the types this engine knows
-COMPONENT_TYPES: dict[str, tuple[str, ...]] = {
-    "frame_encoder": ("efficientnet-lite0-projection", "cavp-resnet3d50"),
-    "denoiser": ("mdsgen",),
-    "vae": ("autoencoder-kl",),
-    "vocoder": ("griffin-lim", "vocos", "hifigan"),
-    "hit_detector": ("hit-detector-tcn",),  # optional: engine.nn.hit_detector, used by engine.hit_detection
-    "bwe": ("bwe-conv1d",),  # optional: engine.nn.bwe, the 16 -> 48 kHz bandwidth extension (engine.bwe)
-}
+# What a bundle may hold, from the one registry of component types (engine.components):
+# component (slot) name -> the types this engine knows
+COMPONENT_TYPES: dict[str, tuple[str, ...]] = {slot: types_of_slot(slot) for slot in SLOTS}
 # a frame encoder's features are only valid for the condition kind its type produces
-FRAME_ENCODER_CONDITION = {"efficientnet-lite0-projection": "efficientnet-lite0", "cavp-resnet3d50": "cavp"}
-REQUIRED_COMPONENTS = ("denoiser", "vae", "vocoder")
-CONDITION_KINDS = ("efficientnet-lite0", "cavp")
+FRAME_ENCODER_CONDITION: dict[str, str] = {t.name: t.condition for t in TYPES.values() if t.condition is not None}
+REQUIRED_COMPONENTS: tuple[str, ...] = tuple(s.name for s in SLOTS.values() if s.required)
+CONDITION_KINDS: tuple[str, ...] = tuple(dict.fromkeys(FRAME_ENCODER_CONDITION.values()))
 # A bundle's sampler defaults where its manifest names none: SamplerConfig's (the one place they are written)
 DEFAULT_SAMPLER: dict[str, Any] = {k: getattr(SamplerConfig, k) for k in ("steps", "guidance", "guidance_power")}
 

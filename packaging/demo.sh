@@ -16,7 +16,7 @@ if [ ! -f resources/models/default/manifest.json ]; then
     .venv/bin/python - "$bundle" <<'PY'
 import sys
 from pathlib import Path
-from engine.nn.bundle import random_bundle
+from engine.nn.random_bundle import random_bundle
 from engine.nn.export import export_onnx
 from engine.spec import DIFF_FOLEY
 if (Path(sys.argv[1]) / "manifest.json").is_file():  # a bundle from an older demo: add its ONNX graphs

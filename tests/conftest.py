@@ -11,7 +11,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any Qt import
 import numpy as np
 import pytest
 
-TINY_DENOISER = {"depth": 3, "hidden_size": 64, "num_heads": 2, "decode_layer": 1}
+# the tiny denoiser of the fixtures (and of tests/stall.py, tests/crash_recovery.py): one copy, torch-free
+from engine.nn.presets import TINY_DENOISER
 
 
 def make_test_video(path: Path, *, seconds: float = 12.0, fps: int = 24, size: tuple[int, int] = (160, 120),
@@ -70,7 +71,7 @@ def video_vp8(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bundle with random weights on the paper's spec, a tiny denoiser and a tiny Vocos vocoder."""
     pytest.importorskip("torch")
-    from engine.nn.bundle import random_bundle
+    from engine.nn.random_bundle import random_bundle
     from engine.spec import DIFF_FOLEY
 
     bdir = tmp_path_factory.mktemp("bundles") / "tiny"
@@ -82,7 +83,7 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_bundle_gl(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Same, with the Griffin-Lim vocoder."""
     pytest.importorskip("torch")
-    from engine.nn.bundle import random_bundle
+    from engine.nn.random_bundle import random_bundle
     from engine.spec import DIFF_FOLEY
 
     bdir = tmp_path_factory.mktemp("bundles") / "tiny_gl"

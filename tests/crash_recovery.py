@@ -285,7 +285,7 @@ def harness(a: argparse.Namespace) -> dict[str, Any]:
         conf.make_test_video(video.with_name(".part.mp4"), seconds=24.0).rename(video)
     bundle = cache / "tiny_gl"
     if not (bundle / "manifest.json").is_file():
-        from engine.nn.bundle import random_bundle
+        from engine.nn.random_bundle import random_bundle
         from engine.spec import DIFF_FOLEY
 
         random_bundle(bundle, spec=DIFF_FOLEY, preset="T", denoiser_overrides=conf.TINY_DENOISER,

@@ -205,8 +205,9 @@ def tests_conftest() -> Any:
 def build_bundle(folder: Path) -> Path:
     tiny_denoiser = tests_conftest().TINY_DENOISER
 
-    from engine.nn.bundle import add_hit_detector, random_bundle
+    from engine.nn.bundle import add_hit_detector
     from engine.nn.hit_detector import HitDetector, hit_detector_config
+    from engine.nn.random_bundle import random_bundle
     from engine.spec import DIFF_FOLEY
 
     bdir = folder / "tiny_hits"

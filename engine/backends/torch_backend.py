@@ -8,11 +8,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.components import SLOTS, component_type
 from engine.errors import BackendUnavailableError, BundleError
 from engine.manifest import ModelManifest
 from engine.nn.bundle import load_component
 
 log = logging.getLogger(__name__)
+
+
+def _has_weights(manifest: ModelManifest, name: str) -> bool:
+    ctype = component_type(manifest.components[name].type)
+    return ctype is not None and ctype.has_weights
 
 
 def _pick_device(device: str) -> torch.device:
@@ -37,24 +43,28 @@ class TorchBackend:
         if threads:
             torch.set_num_threads(int(threads))
         spec = manifest.spec
-        self.denoiser = load_component(bundle_dir, manifest, "denoiser").to(self._device)
-        self.vae = load_component(bundle_dir, manifest, "vae").to(self._device)
-        if self.vae.config.downsample != spec.vae_downsample or self.vae.config.latent_channels != spec.latent_channels:
-            raise BundleError(
-                f"the VAE in {bundle_dir} maps mels {spec.mel_image_shape} to a different latent than the spec's "
-                f"{spec.latent_shape}; the bundle is inconsistent"
-            )
-        self.has_frame_encoder = "frame_encoder" in manifest.components
-        self.frame_encoder = (load_component(bundle_dir, manifest, "frame_encoder").to(self._device)
-                              if self.has_frame_encoder else None)
-        self.has_neural_vocoder = manifest.components["vocoder"].type != "griffin-lim"
-        self.vocoder = load_component(bundle_dir, manifest, "vocoder").to(self._device) \
-            if self.has_neural_vocoder else None
-        self.has_hit_detector = "hit_detector" in manifest.components
-        self.hit_detector = (load_component(bundle_dir, manifest, "hit_detector").to(self._device)
-                             if self.has_hit_detector else None)
-        self.has_bwe = "bwe" in manifest.components
-        self.bwe = load_component(bundle_dir, manifest, "bwe").to(self._device) if self.has_bwe else None
+        # every component whose type has weights (engine.components; the others, Griffin-Lim, run in numpy), the
+        # required ones first: an inconsistent VAE is refused before the optional networks are read
+        modules: dict[str, torch.nn.Module] = {}
+        slots = sorted(SLOTS.values(), key=lambda s: not s.required)
+        for name in [s.name for s in slots if s.name in manifest.components and _has_weights(manifest, s.name)]:
+            modules[name] = load_component(bundle_dir, manifest, name).to(self._device)
+            if name == "vae" and (modules[name].config.downsample != spec.vae_downsample
+                                  or modules[name].config.latent_channels != spec.latent_channels):
+                raise BundleError(
+                    f"the VAE in {bundle_dir} maps mels {spec.mel_image_shape} to a different latent than the "
+                    f"spec's {spec.latent_shape}; the bundle is inconsistent"
+                )
+        self.denoiser = modules["denoiser"]
+        self.vae = modules["vae"]
+        self.frame_encoder = modules.get("frame_encoder")
+        self.vocoder = modules.get("vocoder")
+        self.hit_detector = modules.get("hit_detector")
+        self.bwe = modules.get("bwe")
+        self.has_frame_encoder = self.frame_encoder is not None
+        self.has_neural_vocoder = self.vocoder is not None
+        self.has_hit_detector = self.hit_detector is not None
+        self.has_bwe = self.bwe is not None
 
     def _t(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(self._device)
@@ -66,11 +76,9 @@ class TorchBackend:
     @torch.inference_mode()
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
         assert self.frame_encoder is not None, "bundle has no frame encoder"
-        if self.manifest.components["frame_encoder"].type == "cavp-resnet3d50":
-            # CAVP: [0, 1] RGB, clips of 40 frames (its own preprocessing, engine.nn.cavp)
-            return self._np(self.frame_encoder.encode_uint8(self._t(frames)))
-        x = self._t(frames).permute(0, 1, 4, 2, 3).float()  # (B, T, H, W, 3) uint8 -> (B, T, 3, H, W)
-        return self._np(self.frame_encoder(x))
+        # each frame encoder takes (B, T, H, W, 3) uint8 and does its own preprocessing (CAVP: [0, 1] RGB, clips
+        # of 40 frames, engine.nn.cavp; EfficientNet-Lite0: 0..255 floats, engine.nn.frame_encoder)
+        return self._np(self.frame_encoder.encode_uint8(self._t(frames)))
 
     @torch.inference_mode()
     def encode_conditions(self, features: np.ndarray, hits: np.ndarray | None = None) -> np.ndarray:

@@ -8,21 +8,22 @@ on load instead, so that a shipped bundle stays small.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from torch import nn
 
 from engine.atomic import atomic_replace
+from engine.components import SLOTS, TYPES, GriffinLimConfig, component_type, types_of_slot
 from engine.errors import BundleError
 from engine.manifest import Component, ModelManifest, load_manifest, sha256_file, write_manifest
-from engine.nn.denoiser import DenoiserConfig, MDSGen
-from engine.nn.frame_encoder import FrameEncoderConfig, VideoFeatureModel, load_pretrained_backbone_state
-from engine.nn.vae import MelVAE, VAEConfig
-from engine.nn.vocoder import Vocoder, VocoderConfig
 from engine.spec import SegmentSpec
+
+if TYPE_CHECKING:
+    from engine.nn.denoiser import MDSGen
+    from engine.nn.frame_encoder import VideoFeatureModel
+    from engine.nn.vae import MelVAE
+    from engine.nn.vocoder import Vocoder
 
 DERIVED_BUFFER_SUFFIXES = ("relative_position_index",)
 
@@ -70,35 +71,37 @@ def load_weights(module: nn.Module, path: str | os.PathLike[str], *, what: str) 
     return module
 
 
-# ---- component factories (config dict -> module) ----------------------------------------------------------
+# ---- component factories (config dict -> module, module -> manifest entry): engine.components ---------------
 
 def build_component(name: str, comp: Component, spec: SegmentSpec) -> nn.Module:
     """Rebuild a bundle component from its manifest entry (init-args as config), without weights."""
-    if name == "denoiser":
-        return MDSGen(config=DenoiserConfig.from_dict(comp.config))
-    if name == "vae":
-        return MelVAE(config=VAEConfig.from_dict(comp.config))
-    if name == "frame_encoder" and comp.type == "cavp-resnet3d50":
-        from engine.nn.cavp import CAVPConfig, CAVPVideoEncoder
+    ctype = component_type(comp.type)
+    if ctype is None or ctype.slot != name or not ctype.has_weights:
+        raise BundleError(f"component {name!r} of type {comp.type!r} has no torch module")
+    return ctype.build(comp.config)
 
-        return CAVPVideoEncoder(config=CAVPConfig.from_dict(comp.config))
-    if name == "vocoder" and comp.type == "hifigan":
-        from engine.nn.hifigan import HiFiGAN, HiFiGANConfig
 
-        return HiFiGAN(config=HiFiGANConfig.from_dict(comp.config))
-    if name == "frame_encoder":
-        return VideoFeatureModel(config=FrameEncoderConfig.from_dict(comp.config))
-    if name == "vocoder" and comp.type == "vocos":
-        return Vocoder(config=VocoderConfig.from_dict(comp.config))
-    if name == "hit_detector":
-        from engine.nn.hit_detector import HitDetector, HitDetectorConfig
+def module_component_type(name: str, module: nn.Module) -> str:
+    """The registered type (`engine.components.TYPES`) of a module put into slot `name` of a bundle."""
+    cls = type(module)
+    ref = f"{cls.__module__}:{cls.__qualname__}"
+    candidates = [t for t in TYPES.values() if t.slot == name and t.has_weights]
+    for t in candidates:
+        if t.module == ref:
+            return t.name
+    for t in candidates:  # a subclass of a registered module
+        if isinstance(module, t.module_class()):
+            return t.name
+    raise BundleError(f"a {cls.__name__} is not a registered {name} module (engine.components: "
+                      f"{', '.join(t.module for t in candidates) or 'none'})")
 
-        return HitDetector(config=HitDetectorConfig.from_dict(comp.config))
-    if name == "bwe":
-        from engine.nn.bwe import BandwidthNet, BweConfig
 
-        return BandwidthNet(config=BweConfig.from_dict(comp.config))
-    raise BundleError(f"component {name!r} of type {comp.type!r} has no torch module")
+def component_from_module(bundle_dir: str | Path, name: str, module: nn.Module) -> Component:
+    """Save a module as component `name` of the bundle in `bundle_dir` (`<name>.safetensors`) and return its
+    manifest entry: its registered type, its config's `to_dict`, the file and its sha256."""
+    ctype = module_component_type(name, module)
+    fname = f"{name}.safetensors"
+    return Component(ctype, module.config.to_dict(), fname, save_weights(Path(bundle_dir) / fname, module))
 
 
 def load_component(bundle_dir: str | Path, manifest: ModelManifest, name: str) -> nn.Module:
@@ -136,20 +139,15 @@ def write_bundle(
     bdir = Path(bundle_dir)
     bdir.mkdir(parents=True, exist_ok=True)
     comps: dict[str, Component] = {
-        "denoiser": Component("mdsgen", denoiser.config.to_dict(), "denoiser.safetensors",
-                              save_weights(bdir / "denoiser.safetensors", denoiser)),
-        "vae": Component("autoencoder-kl", vae.config.to_dict(), "vae.safetensors",
-                         save_weights(bdir / "vae.safetensors", vae)),
+        "denoiser": component_from_module(bdir, "denoiser", denoiser),
+        "vae": component_from_module(bdir, "vae", vae),
     }
     if frame_encoder is not None:
-        comps["frame_encoder"] = Component("efficientnet-lite0-projection", frame_encoder.config.to_dict(),
-                                           "frame_encoder.safetensors",
-                                           save_weights(bdir / "frame_encoder.safetensors", frame_encoder))
+        comps["frame_encoder"] = component_from_module(bdir, "frame_encoder", frame_encoder)
     if vocoder is not None:
-        comps["vocoder"] = Component("vocos", vocoder.config.to_dict(), "vocoder.safetensors",
-                                     save_weights(bdir / "vocoder.safetensors", vocoder))
+        comps["vocoder"] = component_from_module(bdir, "vocoder", vocoder)
     else:
-        comps["vocoder"] = Component("griffin-lim", {"n_iter": griffin_lim_iters})
+        comps["vocoder"] = Component("griffin-lim", GriffinLimConfig(n_iter=griffin_lim_iters).to_dict())
     for cname, module in (("hit_detector", hit_detector), ("bwe", bwe)):
         if module is not None:
             comps[cname] = _optional_component(bdir, cname, module)
@@ -163,15 +161,15 @@ def write_bundle(
     return load_manifest(bdir)
 
 
-#: optional components that `add_component` puts into a finished bundle: name -> the module's COMPONENT_TYPE
-OPTIONAL_COMPONENTS: dict[str, str] = {"hit_detector": "hit-detector-tcn", "bwe": "bwe-conv1d"}
+#: optional components that `add_component` puts into a finished bundle (`engine.components.SLOTS`, addable):
+#: name -> the types it takes
+OPTIONAL_COMPONENTS: dict[str, tuple[str, ...]] = {s.name: types_of_slot(s.name) for s in SLOTS.values() if s.addable}
 
 
 def _optional_component(bdir: Path, name: str, module: nn.Module) -> Component:
     if name not in OPTIONAL_COMPONENTS:
         raise BundleError(f"{name!r} is not an optional component; known: {sorted(OPTIONAL_COMPONENTS)}")
-    return Component(OPTIONAL_COMPONENTS[name], module.config.to_dict(), f"{name}.safetensors",
-                     save_weights(bdir / f"{name}.safetensors", module))
+    return component_from_module(bdir, name, module)
 
 
 def add_component(bundle_dir: str | Path, name: str, module: nn.Module) -> ModelManifest:
@@ -201,48 +199,3 @@ def add_component(bundle_dir: str | Path, name: str, module: nn.Module) -> Model
 def add_hit_detector(bundle_dir: str | Path, detector: nn.Module) -> ModelManifest:
     """`add_component(bundle_dir, "hit_detector", detector)`."""
     return add_component(bundle_dir, "hit_detector", detector)
-
-
-def random_bundle(
-    bundle_dir: str | Path,
-    *,
-    spec: SegmentSpec,
-    preset: str = "T",
-    denoiser_overrides: dict[str, Any] | None = None,
-    vae_config: VAEConfig | None = None,
-    vocoder: str = "vocos",
-    seed: int = 0,
-    randomize_zero_init: Iterable[str] = ("final_layer", "adaLN_modulation"),
-    onnx: bool = False,
-) -> ModelManifest:
-    """A bundle with RANDOM weights (pretrained EfficientNet backbone aside), for tests and smoke runs only.
-
-    The manifest says `random_weights: true` and the engine warns on load: this is never a model. Zero-initialised
-    output layers are re-randomised so that the pipeline's numbers move (otherwise eps would be exactly 0).
-    With `onnx`, the ONNX graphs are exported into the bundle too (`engine.nn.export.export_onnx`).
-    """
-    torch.manual_seed(seed)
-    den = MDSGen(config=DenoiserConfig.from_spec(spec, preset, **(denoiser_overrides or {})))
-    with torch.no_grad():
-        for key, p in den.named_parameters():
-            if any(s in key for s in randomize_zero_init) and p.dim() > 1:
-                p.normal_(0.0, 0.02)
-    vcfg = vae_config or VAEConfig(latent_channels=spec.latent_channels,
-                                   block_out_channels=(32,) * spec.vae_downsample.bit_length(),  # 2^(n-1) = f
-                                   layers_per_block=1, norm_num_groups=8)
-    vae = MelVAE(config=vcfg)
-    fe = VideoFeatureModel(config=FrameEncoderConfig(feature_dim=spec.feature_dim))
-    fe.encoder.backbone.load_state_dict(load_pretrained_backbone_state(), strict=False)
-    voc = Vocoder(config=VocoderConfig(n_mels=spec.n_mels, n_fft=spec.n_fft, hop_length=spec.hop_length, dim=64,
-                                       intermediate_dim=128, num_layers=2)) if vocoder == "vocos" else None
-    manifest = write_bundle(
-        bundle_dir, name=f"random-{preset.lower()}-test", spec=spec, denoiser=den, vae=vae, frame_encoder=fe,
-        vocoder=voc, random_weights=True,
-        description="RANDOM weights for tests and smoke runs; produces noise, not Foley.",
-        provenance={"weights": "random initialisation (seeded); EfficientNet-Lite0 backbone from ImageNet"},
-    )
-    if onnx:
-        from engine.nn.export import export_onnx  # here, not at the top: export imports this module
-
-        manifest = export_onnx(bundle_dir)
-    return manifest

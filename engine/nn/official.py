@@ -49,8 +49,8 @@ from engine.errors import (
     InvalidRequestError,
     UntrustedCheckpointError,
 )
-from engine.manifest import Component, ModelManifest, load_manifest, sha256_file, write_manifest
-from engine.nn.bundle import save_weights
+from engine.manifest import ModelManifest, load_manifest, sha256_file, write_manifest
+from engine.nn.bundle import component_from_module
 from engine.nn.cavp import CAVPConfig, CAVPVideoEncoder
 from engine.nn.denoiser import DenoiserConfig, MDSGen, relative_position_index
 from engine.nn.hifigan import HiFiGAN, HiFiGANConfig
@@ -739,16 +739,9 @@ def import_official(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.importing-", dir=out_dir.parent))
     try:
         say(f"writing the bundle ({tmp.name})")
-        comps = {
-            "denoiser": Component("mdsgen", den.config.to_dict(), "denoiser.safetensors",
-                                  save_weights(tmp / "denoiser.safetensors", den)),
-            "vae": Component("autoencoder-kl", vae.config.to_dict(), "vae.safetensors",
-                             save_weights(tmp / "vae.safetensors", vae)),
-            "vocoder": Component("hifigan", voc.config.to_dict(), "vocoder.safetensors",
-                                 save_weights(tmp / "vocoder.safetensors", voc)),
-            "frame_encoder": Component("cavp-resnet3d50", enc.config.to_dict(), "frame_encoder.safetensors",
-                                       save_weights(tmp / "frame_encoder.safetensors", enc)),
-        }
+        # each module's type ("mdsgen", "autoencoder-kl", "hifigan", "cavp-resnet3d50") from engine.components
+        comps = {name: component_from_module(tmp, name, module)
+                 for name, module in (("denoiser", den), ("vae", vae), ("vocoder", voc), ("frame_encoder", enc))}
         del den, vae, voc, enc
         say("hashing the sources")
         provenance = {

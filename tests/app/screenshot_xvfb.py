@@ -41,12 +41,13 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="foley-shot-"))
     bundle = args.bundle
     if bundle is None:
-        from engine.nn.bundle import random_bundle
+        from engine.nn.presets import TINY_DENOISER
+        from engine.nn.random_bundle import random_bundle
         from engine.spec import DIFF_FOLEY
 
         bundle = str(work / "tiny-random")
         random_bundle(bundle, spec=DIFF_FOLEY, preset="T", vocoder="vocos",
-                      denoiser_overrides={"depth": 3, "hidden_size": 64, "num_heads": 2, "decode_layer": 1})
+                      denoiser_overrides=TINY_DENOISER)
 
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication

@@ -127,7 +127,7 @@ def test_condition_graph_with_hits_matches_torch(tmp_path: Path) -> None:
     from engine.backends.torch_backend import TorchBackend
     from engine.graphs import CONDITION, CONDITION_HITS, graph_for
     from engine.manifest import load_manifest
-    from engine.nn.bundle import random_bundle
+    from engine.nn.random_bundle import random_bundle
     from engine.spec import DIFF_FOLEY
 
     small = {"depth": 2, "hidden_size": 32, "num_heads": 2, "decode_layer": 1, "temporal_condition": True,
@@ -159,7 +159,7 @@ def test_condition_graph_with_hits_matches_torch(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def hits_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch")
-    from engine.nn.bundle import random_bundle
+    from engine.nn.random_bundle import random_bundle
     from engine.spec import DIFF_FOLEY
 
     bdir = tmp_path_factory.mktemp("bundles") / "hits"

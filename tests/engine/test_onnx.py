@@ -20,9 +20,10 @@ from engine.backends.onnx_backend import CPU, CUDA, OnnxBackend, choose_provider
 from engine.errors import ExportError, InvalidRequestError  # noqa: E402
 from engine.graphs import GRAPHS, graphs_for_components  # noqa: E402
 from engine.manifest import MANIFEST_NAME, load_manifest, sha256_file  # noqa: E402
+from engine.nn.presets import TINY_DENOISER  # noqa: E402
 from engine.spec import DIFF_FOLEY  # noqa: E402
 
-TINY = {"depth": 3, "hidden_size": 64, "num_heads": 2, "decode_layer": 1}  # tests/conftest.py's tiny denoiser
+TINY = TINY_DENOISER  # the fixtures' tiny denoiser (tests/conftest.py)
 EXPECTED_GRAPHS = {"frame_encoder", "condition", "denoiser", "vae_decoder", "vocoder"}
 
 
@@ -295,7 +296,7 @@ def test_onnx_and_torch_generate_the_same_candidates(engines, video_12s: Path) -
 def test_temporal_condition_bundle_exports_and_generates_alike_on_both_backends(
         tmp_path: Path, video_12s: Path) -> None:
     """The denoiser's temporal condition (a 3-D condition tensor) through export, manifest, both backends."""
-    from engine.nn.bundle import random_bundle
+    from engine.nn.random_bundle import random_bundle
 
     bdir = tmp_path / "temporal"
     m = random_bundle(bdir, spec=DIFF_FOLEY, denoiser_overrides={**TINY, "temporal_condition": True},

@@ -458,7 +458,7 @@ def test_ship_writes_the_bundle_card_attribution_and_silent_demo_clips(built, tm
     import av
 
     from engine.manifest import load_manifest
-    from engine.nn.bundle import random_bundle
+    from engine.nn.random_bundle import random_bundle
     from engine.spec import DIFF_FOLEY
     from training import ship
 
