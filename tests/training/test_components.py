@@ -165,9 +165,9 @@ def test_warm_start_loads_an_earlier_denoiser_and_leaves_only_the_new_temporal_p
     from engine.errors import BundleError
     from engine.nn.bundle import save_weights
     from engine.nn.denoiser import build_denoiser
+    from engine.nn.presets import TINY_DENOISER as tiny
     from training.stages.denoiser import warm_start
 
-    tiny = {"depth": 3, "hidden_size": 64, "num_heads": 2, "decode_layer": 1}
     torch.manual_seed(0)
     old = build_denoiser(DIFF_FOLEY, "T", **tiny)
     with torch.no_grad():

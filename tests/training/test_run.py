@@ -52,7 +52,8 @@ def test_bundle_manifest_carries_config_report_and_metrics(tiny_run: Path) -> No
 
     m = load_manifest(tiny_run / "bundle")
     assert not m.random_weights and m.name == "tiny"
-    assert m.provenance["training_config"]["denoiser"]["overrides"]["depth"] == 3
+    assert m.provenance["training_config"]["denoiser"]["preset"] == "tiny"  # engine.nn.presets.TINY_DENOISER
+    assert m.components["denoiser"].config["depth"] == 3
     assert "name: tiny" in m.provenance["training_config_yaml"]
     assert m.provenance["data_report"]["clips"] == 8
     assert {"vae", "vocoder", "projection", "denoiser", "test"} <= set(m.metrics)
