@@ -1,0 +1,120 @@
+"""Where a denoiser step's time goes: ONNX Runtime's profiler over the bundle's denoiser graph (issue #17, "the
+denoiser's kernels").
+
+    python -m benchmarks.denoiser_profile [--bundle B] [--precision int8|fp32] [--batch 8] [--runs 20] [--json F]
+
+One session with the engine's own options (`engine.backends.onnx_backend.session_options`: the threads, graph
+optimisation and arena it uses) and `enable_profiling`; `--runs` denoiser calls at `--batch` rows (8 = 4 candidates
+with classifier-free guidance, the shipped step; 4 = the unguided half of a guidance-interval step) after two
+warm-up calls. The profile's kernel events are summed per operator type and per node, so the table says which
+kinds of work take the step's time (the GEMMs of attention and the MLP, the quantisation around them, softmax,
+normalisation, the reshapes and transposes between them) and how the whole compares to the wall time of a call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def profile(bundle: Path, precision: str = "int8", batch: int = 8, runs: int = 20, threads: int | None = None
+            ) -> dict[str, Any]:
+    """Kernel time per operator type and per node (ms per call), and the mean wall time of a call."""
+    import onnxruntime as ort
+
+    from engine.backends.onnx_backend import session_options
+    from engine.manifest import load_manifest
+
+    manifest = load_manifest(bundle, verify_files=False)
+    graph = manifest.onnx["graphs"]["denoiser"]
+    rel = graph["variants"][precision]["file"] if precision != "fp32" else graph["file"]
+    shapes = {i["name"]: i["shape"] for i in graph["inputs"]}
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for name, shape in shapes.items():
+        dims = [batch if isinstance(d, str) else int(d) for d in shape]
+        feeds[name] = (rng.random(dims, dtype=np.float32) * 500.0 if name == "timestep"
+                       else rng.standard_normal(dims, dtype=np.float32))
+    with tempfile.TemporaryDirectory() as tmp:
+        so = session_options(threads=threads)
+        so.enable_profiling = True
+        so.profile_file_prefix = os.path.join(tmp, "denoiser")
+        sess = ort.InferenceSession(str(bundle / rel), so, providers=["CPUExecutionProvider"])
+        for _ in range(2):
+            sess.run(None, feeds)
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            sess.run(None, feeds)
+        wall = (time.perf_counter() - t0) / runs
+        events = json.loads(Path(sess.end_profiling()).read_text())
+    by_op: dict[str, float] = defaultdict(float)
+    by_node: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+    model_runs = [e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"]
+    counted = model_runs[-runs:]  # the timed calls (the warm-up ones come first)
+    start = counted[0]["ts"] if counted else 0
+    for e in events:
+        if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time") or e["ts"] < start:
+            continue
+        op = e.get("args", {}).get("op_name", "?")
+        by_op[op] += e["dur"]
+        by_node[e["name"][: -len("_kernel_time")]] += e["dur"]
+        calls[op] += 1
+    scale = 1e-3 / max(1, len(counted))  # us over all timed calls -> ms per call
+    kernel = sum(by_op.values()) * scale
+    ops = sorted(({"op": k, "ms": v * scale, "share": v * scale / kernel if kernel else 0.0,
+                   "nodes": calls[k] // max(1, len(counted))} for k, v in by_op.items()),
+                 key=lambda r: -r["ms"])
+    nodes = sorted(({"node": k, "ms": v * scale} for k, v in by_node.items()), key=lambda r: -r["ms"])[:15]
+    return {"bundle": manifest.name, "precision": precision, "batch": batch, "runs": runs,
+            "threads": threads or "engine default", "wall_ms": wall * 1e3, "kernel_ms": kernel,
+            "ops": ops, "top_nodes": nodes}
+
+
+def report(res: dict[str, Any], top: int = 14) -> str:
+    lines = [f"Denoiser `{res['bundle']}` ({res['precision']}), batch {res['batch']}: {res['wall_ms']:.1f} ms per "
+             f"call (wall, mean of {res['runs']}), {res['kernel_ms']:.1f} ms in kernels "
+             f"({100 * res['kernel_ms'] / res['wall_ms']:.0f} %; the rest is the session's own overhead)", "",
+             "| operator | ms per call | share of kernel time | nodes |", "|---|---:|---:|---:|"]
+    for r in res["ops"][:top]:
+        lines.append(f"| {r['op']} | {r['ms']:.2f} | {100 * r['share']:.1f} % | {r['nodes']} |")
+    rest = res["ops"][top:]
+    if rest:
+        lines.append(f"| {len(rest)} other types | {sum(r['ms'] for r in rest):.2f} | "
+                     f"{100 * sum(r['share'] for r in rest):.1f} % | {sum(r['nodes'] for r in rest)} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.denoiser_profile", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bundle", default=None, help="bundle folder (default: the shipped model)")
+    ap.add_argument("--precision", default="int8", choices=["int8", "fp32"])
+    ap.add_argument("--batch", type=int, action="append", help="rows per call (repeatable; default 8 and 4)")
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the engine's)")
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args(argv)
+    from engine.pipeline import default_bundle_dir
+
+    bundle = Path(args.bundle) if args.bundle else default_bundle_dir()
+    out = []
+    for b in args.batch or [8, 4]:
+        res = profile(bundle, args.precision, b, args.runs, args.threads)
+        out.append(res)
+        print(report(res) + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
