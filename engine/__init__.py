@@ -49,14 +49,15 @@ from engine.media import (
 )
 from engine.pipeline import (
     Candidate,
+    EngineInfo,
     FoleyEngine,
     GenerationResult,
     Progress,
     default_bundle_dir,
     load_engine,
 )
-from engine.spec import AUDIOLDM, DIFF_FOLEY, SamplerConfig, SegmentSpec
 from engine.resample import resample
+from engine.spec import AUDIOLDM, DIFF_FOLEY, SamplerConfig, SegmentSpec
 from engine.timeline import (
     DEFAULT_COMP_CROSSFADE_S,
     DEFAULT_FILL_OVERLAP_S,
@@ -102,6 +103,7 @@ __all__ = [
     "ClipPlan",
     "CompPart",
     "EngineError",
+    "EngineInfo",
     "FeatureFileError",
     "FillResult",
     "FoleyEngine",
@@ -158,9 +160,9 @@ __all__ = [
     "read_timeline",
     "render_comp",
     "render_mix",
+    "resample",
     "snap_to_frame",
     "still_video",
-    "resample",
     "write_bwf",
     "write_wav",
 ]

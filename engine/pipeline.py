@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,6 +64,32 @@ class Candidate:
     mel: np.ndarray  # (n_mels, mel_frames) float32, normalised
     sample_rate: int
     settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What a `FoleyEngine` has loaded and how it runs (`FoleyEngine.describe`: logs, the CLI, the app's status bar).
+
+    `to_dict` gives it as the JSON-ready dict it is written out as (same keys, in this order; tuples as lists)."""
+
+    bundle: str
+    name: str
+    random_weights: bool
+    backend: str
+    device: str
+    providers: tuple[str, ...]
+    fallback_reason: str | None  # why the backend runs on another device than asked (ONNX: CUDA -> CPU), if it does
+    segment_seconds: float
+    sample_rate: int  # the generated rate
+    vocoder: str  # the vocoder component's type ("vocos", "hifigan", "griffin-lim")
+    output_rates: tuple[int, ...]
+    default_output_rate: int
+    bwe: str | None  # the bandwidth extension's component type, None without one
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["providers"], d["output_rates"] = list(self.providers), list(self.output_rates)
+        return d
 
 
 @dataclass
@@ -225,23 +251,23 @@ class FoleyEngine:
 
         return detect_segment_hits(self, video, start, should_cancel=should_cancel)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> EngineInfo:
         """What is loaded and how it runs (for logs, the CLI and the app's status bar)."""
-        return {
-            "bundle": str(self.bundle_dir),
-            "name": self.manifest.name,
-            "random_weights": self.manifest.random_weights,
-            "backend": self.backend.name,
-            "device": self.backend.device,
-            "providers": list(self.backend.providers_in_use),
-            "fallback_reason": getattr(self.backend, "fallback_reason", None),
-            "segment_seconds": self.spec.duration,
-            "sample_rate": self.spec.sample_rate,
-            "vocoder": self.manifest.components["vocoder"].type,
-            "output_rates": list(self.output_rates),
-            "default_output_rate": self.default_output_rate,
-            "bwe": self.manifest.components["bwe"].type if self.has_bwe else None,
-        }
+        return EngineInfo(
+            bundle=str(self.bundle_dir),
+            name=self.manifest.name,
+            random_weights=self.manifest.random_weights,
+            backend=self.backend.name,
+            device=self.backend.device,
+            providers=tuple(self.backend.providers_in_use),
+            fallback_reason=getattr(self.backend, "fallback_reason", None),
+            segment_seconds=self.spec.duration,
+            sample_rate=self.spec.sample_rate,
+            vocoder=self.manifest.components["vocoder"].type,
+            output_rates=tuple(self.output_rates),
+            default_output_rate=self.default_output_rate,
+            bwe=self.manifest.components["bwe"].type if self.has_bwe else None,
+        )
 
     def close(self) -> None:
         self.backend.close()

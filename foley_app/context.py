@@ -14,7 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from engine import DIFF_FOLEY, FoleyEngine, load_engine
+from engine import DIFF_FOLEY, EngineInfo, FoleyEngine, load_engine
 from foley_app.autosave import Autosaver
 from foley_app.document.document import ProjectDocument
 from foley_app.errors import NoEngineError
@@ -46,14 +46,14 @@ class EngineHandle(QObject):
         self.state = EngineState.NONE
         self.error: BaseException | None = None
         self.bundle: str = ""
-        self._info: dict[str, Any] = {}
+        self._info: EngineInfo | None = None  # the loaded engine's `describe()`
         self.has_hit_detector = False  # the loaded bundle can find hits (engine.detect_hits)
         self.takes_hits = False  # the loaded bundle's denoiser follows hits (others ignore them)
 
     def load(self, bundle: str | None, backend: str = "auto") -> Job:
         """Load `bundle` ("" or None = the engine's default) in the background, replacing any loaded engine."""
         old = self.engine
-        self.engine, self.error, self.bundle, self._info = None, None, bundle or "", {}
+        self.engine, self.error, self.bundle, self._info = None, None, bundle or "", None
         self.has_hit_detector = self.takes_hits = False
         self._set_state(EngineState.LOADING)
 
@@ -70,14 +70,14 @@ class EngineHandle(QObject):
     def set_engine(self, engine: Any) -> None:
         """Use an already loaded engine (embedding, tests)."""
         self.engine, self.error = engine, None
-        self._info = dict(engine.describe())
+        self._info = engine.describe()
         self.has_hit_detector, self.takes_hits = bool(engine.has_hit_detector), bool(engine.takes_hits)
         self._set_state(EngineState.READY)
 
     def _loaded(self, _job: Job, engine: FoleyEngine) -> None:
         self.set_engine(engine)
         info = self._info
-        log.info("engine ready: %s", info)
+        log.info("engine ready: %s", info.to_dict() if info is not None else None)
 
     def _failed(self, _job: Job, exc: BaseException) -> None:
         self.error = exc
@@ -93,17 +93,18 @@ class EngineHandle(QObject):
     def ready(self) -> bool:
         return self.state is EngineState.READY
 
-    def describe(self) -> dict[str, Any]:
-        return dict(self._info)
+    def describe(self) -> EngineInfo | None:
+        """What the loaded engine is (`FoleyEngine.describe`); None while none is loaded."""
+        return self._info
 
     @property
     def random_weights(self) -> bool:
-        return bool(self._info.get("random_weights"))
+        return self._info is not None and bool(self._info.random_weights)
 
     @property
     def segment_duration(self) -> float:
         """Length of one generated segment: the loaded bundle's, else the paper's 8.192 s."""
-        return float(self._info.get("segment_seconds", DIFF_FOLEY.duration))
+        return float(self._info.segment_seconds if self._info is not None else DIFF_FOLEY.duration)
 
     def require(self) -> Any:
         """The engine, for a job about to generate (any thread); NoEngineError says why there is none."""
@@ -118,13 +119,13 @@ class EngineHandle(QObject):
             return "Model: loading…"
         if self.state is EngineState.FAILED:
             return "Model: not loaded — generation unavailable"
-        if self.state is not EngineState.READY:
-            return "Model: none"
         i = self._info
-        where = f"{i.get('backend', '?')}/{i.get('device', '?')}"
-        if i.get("random_weights"):
-            return f"Model: {i.get('name')} — RANDOM WEIGHTS (test bundle: output is noise, not Foley) · {where}"
-        return f"Model: {i.get('name')} · {where}"
+        if self.state is not EngineState.READY or i is None:
+            return "Model: none"
+        where = f"{i.backend}/{i.device}"
+        if i.random_weights:
+            return f"Model: {i.name} — RANDOM WEIGHTS (test bundle: output is noise, not Foley) · {where}"
+        return f"Model: {i.name} · {where}"
 
 
 @dataclass

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,24 @@ CUDA = "CUDAExecutionProvider"
 #: Graph optimisation levels by name (`optimization=`); "all" was measured fastest (docs/benchmarks.md).
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 DEFAULT_OPTIMIZATION = "all"
+
+
+@dataclass(frozen=True)
+class OnnxRuntimeInfo:
+    """How an `OnnxBackend` runs (`OnnxBackend.describe`): the providers in use and the session settings.
+    `to_dict` gives it as a JSON-ready dict (same keys, in this order; the providers as a list)."""
+
+    providers: tuple[str, ...]
+    fallback_reason: str | None
+    precision: str
+    threads: int
+    optimization: str
+    memory_arena: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"providers": list(self.providers), "fallback_reason": self.fallback_reason,
+                "precision": self.precision, "threads": self.threads, "optimization": self.optimization,
+                "memory_arena": self.memory_arena}
 
 
 def _ort() -> Any:
@@ -211,10 +230,9 @@ class OnnxBackend:
         feeds = {t.name: np.ascontiguousarray(a, dtype=t.dtype) for t, a in zip(io.inputs, arrays)}
         return self.sessions[graph].run(io.output_names, feeds)
 
-    def describe(self) -> dict[str, Any]:
-        return {"providers": list(self.providers_in_use), "fallback_reason": self.fallback_reason,
-                "precision": self.precision, "threads": self.threads, "optimization": self.optimization,
-                "memory_arena": self.memory_arena}
+    def describe(self) -> OnnxRuntimeInfo:
+        return OnnxRuntimeInfo(tuple(self.providers_in_use), self.fallback_reason, self.precision, self.threads,
+                               self.optimization, self.memory_arena)
 
     def encode_frames(self, frames: np.ndarray) -> np.ndarray:
         assert self.has_frame_encoder, "bundle has no frame encoder graph"

@@ -651,7 +651,7 @@ class MainWindow(QMainWindow):
             f"About {APP_NAME}",
             "Foley Editor: generate sound effects in sync with a video with MDSGen (ICLR 2025), audition "
             "candidates, splice them with crossfades, export.\n\n"
-            f"Model: {eng.get('name', 'none')} ({eng.get('backend', '-')})\nLog folder: {self.ctx.log_dir}\n"
+            f"Model: {eng.name if eng else 'none'} ({eng.backend if eng else '-'})\nLog folder: {self.ctx.log_dir}\n"
             f"Settings: {self.ctx.settings.file_name}",
         )
 

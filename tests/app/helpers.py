@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 from collections import defaultdict, deque
@@ -12,7 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from engine import Cancelled, Candidate, GenerationResult, InvalidRequestError, Progress, check_hits, probe_video
+from engine import (
+    Cancelled,
+    Candidate,
+    EngineInfo,
+    GenerationResult,
+    InvalidRequestError,
+    Progress,
+    check_hits,
+    probe_video,
+)
 
 
 class ScriptedPrompter:
@@ -99,9 +107,11 @@ class FakeEngine:
                     raise Cancelled("hit detection cancelled")
         return list(self.detector(start))
 
-    def describe(self) -> dict[str, Any]:
-        return {"name": "fake-engine", "random_weights": True, "backend": "fake", "device": "cpu",
-                "segment_seconds": self.duration, "sample_rate": self.sample_rate, "vocoder": "none"}
+    def describe(self) -> EngineInfo:
+        return EngineInfo(bundle="", name="fake-engine", random_weights=True, backend="fake", device="cpu",
+                          providers=(), fallback_reason=None, segment_seconds=self.duration,
+                          sample_rate=self.sample_rate, vocoder="none", output_rates=(self.sample_rate,),
+                          default_output_rate=self.sample_rate, bwe=None)
 
     def close(self) -> None:
         pass
@@ -158,11 +168,3 @@ def elapsed(t0: float) -> float:
     return time.perf_counter() - t0
 
 
-def make_test_video(path: Path, **kwargs: Any) -> Path:
-    """tests/conftest.py's generated test video (loaded by path: both conftest modules are named "conftest")."""
-    root_conftest = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_tests_root_conftest", root_conftest)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_test_video(path, **kwargs)

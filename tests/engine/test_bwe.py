@@ -109,7 +109,7 @@ def test_both_backends_run_the_extension_alike(bwe_bundle):
     for backend in ("onnx", "torch"):
         eng = load_engine(bwe_bundle, backend=backend)
         assert eng.has_bwe and eng.default_output_rate == 48_000 and eng.output_rates == (16_000, 48_000)
-        assert eng.describe()["bwe"] == "bwe-conv1d"
+        assert eng.describe().bwe == "bwe-conv1d"
         outs[backend], stage = eng.to_output_rate(x, 48_000)
         assert stage == "bwe-conv1d" and outs[backend].shape == (2, 24_000)
         eng.close()

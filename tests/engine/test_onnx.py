@@ -184,7 +184,7 @@ def test_manifest_without_a_needed_graph_is_refused(onnx_copy: Path) -> None:
 # ---- backend choice, providers, session settings -------------------------------------------------------------
 def test_auto_picks_onnx_when_the_bundle_has_graphs(onnx_bundle: Path, tiny_bundle: Path) -> None:
     e = load_engine(onnx_bundle)
-    assert e.backend.name == "onnx" and e.describe()["providers"] == [CPU]
+    assert e.backend.name == "onnx" and e.describe().providers == (CPU,)
     assert load_engine(tiny_bundle).backend.name == "torch"
 
 
@@ -200,7 +200,7 @@ def test_cuda_requested_on_a_cpu_build_falls_back_and_says_why(onnx_bundle: Path
     with caplog.at_level(logging.INFO, logger="engine"):
         e = load_engine(onnx_bundle, backend="onnx", device="cuda")
     assert e.backend.providers_in_use == [CPU] and e.backend.device == "cpu"
-    reason = e.describe()["fallback_reason"]
+    reason = e.describe().fallback_reason
     assert "has no CUDAExecutionProvider" in reason and "mdsgen-foley[cuda]" in reason
     assert any(r.levelno == logging.WARNING and "falls back to the CPU" in r.getMessage() for r in caplog.records)
     assert any("runs on CPUExecutionProvider" in r.getMessage() for r in caplog.records)

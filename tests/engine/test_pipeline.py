@@ -135,7 +135,11 @@ def test_unreadable_feature_file(tmp_path: Path) -> None:
 
 def test_griffin_lim_vocoder_bundle(tiny_bundle_gl: Path, video_12s: Path) -> None:
     e = load_engine(tiny_bundle_gl, backend="torch")
-    assert not e.backend.has_neural_vocoder and e.describe()["vocoder"] == "griffin-lim"
+    assert not e.backend.has_neural_vocoder and e.describe().vocoder == "griffin-lim"
+    d = e.describe().to_dict()  # the dict it is written out as: the keys, order and JSON types of before
+    assert list(d) == ["bundle", "name", "random_weights", "backend", "device", "providers", "fallback_reason",
+                       "segment_seconds", "sample_rate", "vocoder", "output_rates", "default_output_rate", "bwe"]
+    assert d["providers"] == ["torch-cpu"] and d["output_rates"] == [16_000, 48_000] and d["bwe"] is None
     res = e.generate(video_12s, 0.0, candidates=2, steps=2)
     assert res.candidates[0].audio.shape == (DIFF_FOLEY.num_samples,)
 
