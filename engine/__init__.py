@@ -56,7 +56,7 @@ from engine.pipeline import (
     default_bundle_dir,
     load_engine,
 )
-from engine.resample import resample
+from engine.resampling import resample
 from engine.spec import AUDIOLDM, DIFF_FOLEY, SamplerConfig, SegmentSpec
 from engine.timeline import (
     DEFAULT_COMP_CROSSFADE_S,

@@ -1,6 +1,6 @@
 """Bandwidth extension 16 kHz -> 48 kHz: the numpy front and back end around a small network (`engine.nn.bwe`).
 
-The 16 kHz take is resampled to 48 kHz (polyphase: `engine.resample`, scipy's `resample_poly` in numpy), which
+The 16 kHz take is resampled to 48 kHz (polyphase: `engine.resampling`, scipy's `resample_poly` in numpy), which
 keeps 0-8 kHz and leaves 8-24 kHz empty. Its STFT at 48 kHz (n_fft 1024, hop 256, periodic Hann, centred:
 `engine.audio.stft`) gives the log magnitude of the bins below `CUTOFF_HZ`, from which the network predicts the log
 magnitude of every bin above.
@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from engine import audio
-from engine.resample import resample as _resample
+from engine.resampling import resample as _resample
 
 SR_LOW = 16_000
 SR_HIGH = 48_000
@@ -44,7 +44,7 @@ class BandwidthError(ValueError):
 
 def resample(wav: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     """(..., n) at `rate_in` -> at `rate_out`, polyphase (scipy's resample_poly filter, Kaiser window, in numpy:
-    `engine.resample`) along the last axis, float32: plain resampling."""
+    `engine.resampling`) along the last axis, float32: plain resampling."""
     return _resample(np.asarray(wav, np.float32), rate_in, rate_out)
 
 

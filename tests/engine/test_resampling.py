@@ -1,4 +1,4 @@
-"""engine.resample: numpy polyphase resampling with scipy's filter and alignment (scipy is the reference here; the
+"""engine.resampling: numpy polyphase resampling with scipy's filter and alignment (scipy is the reference here; the
 engine itself imports only scipy.fft)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
-from engine.resample import lowpass_taps, resample
+from engine.resampling import lowpass_taps, resample
 
 RATES = [(16_000, 48_000), (48_000, 16_000), (44_100, 48_000), (48_000, 44_100), (16_000, 44_100),
          (22_050, 16_000), (8_000, 48_000), (16_000, 16_001)]
