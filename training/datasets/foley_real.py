@@ -2,8 +2,8 @@
 
 Source recordings come from Debian packages (the sound effects of 0 A.D., OpenArena, Battle for Wesnoth, Sonic Pi,
 OpenSFX, MegaGlest and Widelands: `sources.SOURCES`; `--packages` picks some), fetched with `apt-get download` into
-a cache outside the repository (no system install) and extracted selectively (`sources.py`). Each clip is a
-rendered scene whose visible events cause those sounds at their exact frames (`scenes.py`), with the recordings
+a cache outside the repository (no system install) and extracted selectively (`sources/`). Each clip is a
+rendered scene whose visible events cause those sounds at their exact frames (`scenes/`), with the recordings
 placed at the event times, varied in gain, pitch and room, over an optional ambience bed (`compose.py`).
 
 Output (the training loader reads it as a folder of videos with sound):
