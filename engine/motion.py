@@ -31,12 +31,9 @@ from __future__ import annotations
 
 import math
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import av
@@ -54,6 +51,7 @@ from engine.media import (
     _seek,
     check_segment_start,
 )
+from engine.region_cache import RegionCache, file_key
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -269,52 +267,15 @@ def slot_features(motion: FrameMotion, start: float, duration: float, slots: int
 
 
 # ---- the cached entry point ----------------------------------------------------------------------------------
-@dataclass
-class MotionCache:
+class MotionCache(RegionCache[MotionFeatures]):
     """An in-process LRU of `MotionFeatures`, keyed by the file's identity and the region (thread-safe)."""
-
-    capacity: int = 256
-    hits: int = 0
-    misses: int = 0
-    _items: OrderedDict[tuple[object, ...], MotionFeatures] = field(default_factory=OrderedDict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @staticmethod
     def key(path: str | os.PathLike[str], start: float, duration: float, slots: int) -> tuple[object, ...]:
         """(resolved path, size, mtime_ns, start in ms, duration, slots): a rewritten file gets a new key."""
-        p = Path(path).resolve()
-        st = p.stat()
-        return (str(p), st.st_size, st.st_mtime_ns, round(start * 1000), round(duration, 6), int(slots),
-                MOTION_VERSION)
-
-    def get(self, key: tuple[object, ...]) -> MotionFeatures | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                self.misses += 1
-                return None
-            self.hits += 1
-            self._items.move_to_end(key)
-            return item
-
-    def put(self, key: tuple[object, ...], item: MotionFeatures) -> None:
-        with self._lock:
-            self._items[key] = item
-            self._items.move_to_end(key)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self.hits = self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
+        return file_key(path, round(start * 1000), round(duration, 6), int(slots), MOTION_VERSION)
 
 
-#: The cache `segment_motion` uses unless given one: features are small (20 KB a segment) and a file's identity
-#: is part of the key, so one per process is safe to share.
 DEFAULT_CACHE = MotionCache()
 
 

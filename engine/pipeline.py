@@ -28,6 +28,7 @@ from engine.hits import HitsSource, check_hits, hit_shape, hit_track
 from engine.manifest import ModelManifest, load_manifest
 from engine.media import VideoInfo, read_frames, read_segment_frames
 from engine.motion import MotionCache
+from engine.region_cache import RegionCache, file_key
 from engine.sampling import NoiseScheduleVP, sample_dpmpp_2m
 from engine.spec import SamplerConfig, SegmentSpec
 
@@ -163,6 +164,9 @@ class FoleyEngine:
         self._schedule = NoiseScheduleVP(manifest.schedule)
         #: the motion features of the video regions this engine has seen (hit detection), kept for the session
         self.motion_cache = MotionCache()
+        #: the frame features of the segments this engine has seen (`video_features`, `prepare`): generating a
+        #: segment again (more takes, other seeds, other hits) starts at the denoiser
+        self.feature_cache: RegionCache[tuple[np.ndarray, VideoInfo | None, tuple[str, ...]]] = RegionCache(64)
 
     # ---- facts -------------------------------------------------------------------------------------------
     @property
@@ -251,6 +255,14 @@ class FoleyEngine:
 
         return detect_segment_hits(self, video, start, should_cancel=should_cancel)
 
+    def prepare(self, video: str | Path, start: float, *, should_cancel: Callable[[], bool] | None = None) -> None:
+        """Do the per-segment work of a generation ahead of it: decode and encode the segment's frames (and, with a
+        hit detector, its motion features), into the engine's caches. The editor calls it when a segment is
+        marked, so that Generate starts at the denoiser; the result of a later `generate` is the same."""
+        self.video_features(video, start, should_cancel=should_cancel)
+        if self.has_hit_detector and Path(video).suffix.lower() not in FEATURE_SUFFIXES:
+            self.detect_hits(video, start, should_cancel=should_cancel)
+
     def describe(self) -> EngineInfo:
         """What is loaded and how it runs (for logs, the CLI and the app's status bar)."""
         return EngineInfo(
@@ -284,10 +296,29 @@ class FoleyEngine:
     ) -> tuple[np.ndarray, VideoInfo | None, list[str]]:
         """(num_frames, feature_dim) features of the segment at `start`, the video's info, and warnings.
 
-        If `timings` is given, the seconds spent decoding ("video") and encoding frames ("features") go into it.
+        If `timings` is given, the seconds spent decoding ("video") and encoding frames ("features") go into it
+        (both 0 when the segment's features were in `feature_cache`).
         """
-        t0 = time.perf_counter()
         path = Path(video)
+        try:
+            key = file_key(path, round(float(start) * 1e6), self.spec.num_frames, self.spec.video_fps)
+        except (OSError, ValueError, OverflowError):
+            key = None  # not a readable file or not a time: the readers below say what is wrong
+        cached = self.feature_cache.get(key) if key is not None else None
+        if cached is not None:
+            if timings is not None:
+                timings["video"] = timings["features"] = 0.0
+            return cached[0].copy(), cached[1], list(cached[2])
+        feats, info, warnings = self._video_features(path, start, should_cancel=should_cancel, timings=timings)
+        if key is not None:
+            self.feature_cache.put(key, (feats.copy(), info, tuple(warnings)))
+        return feats, info, warnings
+
+    def _video_features(
+        self, path: Path, start: float, *, should_cancel: Callable[[], bool] | None,
+        timings: dict[str, float] | None,
+    ) -> tuple[np.ndarray, VideoInfo | None, list[str]]:
+        t0 = time.perf_counter()
         if path.suffix.lower() in FEATURE_SUFFIXES:
             feats, warnings = load_feature_file(path, start, self.spec)
             if self.manifest.condition != "cavp":

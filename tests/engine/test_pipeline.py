@@ -163,3 +163,38 @@ def test_missing_default_bundle_is_a_clear_error(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(pipeline, "default_bundle_dir", lambda: tmp_path / "none")
     with pytest.raises(BundleError, match="--bundle"):
         load_engine()
+
+
+def test_a_segment_generated_again_reuses_its_features_and_prepare_does_the_work_ahead(
+        tiny_bundle: Path, video_12s: Path, tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    e = load_engine(tiny_bundle, backend="torch")
+    fresh = load_engine(tiny_bundle, backend="torch")
+    try:
+        first = e.generate(video_12s, 1.0, candidates=1, seed=3, steps=3)
+        assert first.timings["video"] > 0 and e.feature_cache.misses == 1
+        again = e.generate(video_12s, 1.0, candidates=1, seed=3, steps=3)  # more takes of the same segment
+        assert again.timings["video"] == 0.0 and e.feature_cache.hits == 1  # "features": the condition graph only
+        assert again.timings["features"] < first.timings["features"]
+        np.testing.assert_array_equal(again.candidates[0].audio, first.candidates[0].audio)
+        # prepare: the per-segment work ahead; the generation after it is the same as without it
+        e.prepare(video_12s, 4.5)
+        ready = e.generate(video_12s, 4.5, candidates=1, seed=0, steps=3)
+        assert ready.timings["video"] == 0.0
+        cold = fresh.generate(video_12s, 4.5, candidates=1, seed=0, steps=3)
+        np.testing.assert_array_equal(ready.candidates[0].audio, cold.candidates[0].audio)
+        assert ready.video_info == cold.video_info and ready.warnings == cold.warnings
+        # another start, or the file rewritten, is not served from the cache
+        assert e.generate(video_12s, 4.6, candidates=1, seed=0, steps=3).timings["video"] > 0
+        copy = tmp_path / "v.mp4"
+        shutil.copy(video_12s, copy)
+        e.prepare(copy, 1.0)
+        os.utime(copy, ns=(1, 1))
+        assert e.generate(copy, 1.0, candidates=1, seed=0, steps=3).timings["video"] > 0
+        with pytest.raises(SegmentOutOfRangeError):  # bad input still gets the readers' typed errors
+            e.prepare(video_12s, float("nan"))
+    finally:
+        e.close()
+        fresh.close()
