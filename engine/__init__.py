@@ -57,7 +57,7 @@ from engine.pipeline import (
     load_engine,
 )
 from engine.resampling import resample
-from engine.spec import AUDIOLDM, DIFF_FOLEY, SamplerConfig, SegmentSpec
+from engine.spec import AUDIOLDM, DIFF_FOLEY, QUALITIES, SamplerConfig, SegmentSpec
 from engine.timeline import (
     DEFAULT_COMP_CROSSFADE_S,
     DEFAULT_FILL_OVERLAP_S,
@@ -92,6 +92,7 @@ __all__ = [
     "MAX_COMP_CROSSFADE_S",
     "MAX_HITS",
     "MUX_SUFFIXES",
+    "QUALITIES",
     "STILL_SUFFIXES",
     "TIMELINE_SUFFIXES",
     "BackendKind",

@@ -30,7 +30,7 @@ from engine.media import VideoInfo, read_frames, read_segment_frames
 from engine.motion import MotionCache
 from engine.region_cache import RegionCache, file_key
 from engine.sampling import NoiseScheduleVP, sample_dpmpp_2m
-from engine.spec import SamplerConfig, SegmentSpec
+from engine.spec import QUALITIES, SamplerConfig, SegmentSpec
 
 log = logging.getLogger(__name__)
 
@@ -416,6 +416,7 @@ class FoleyEngine:
         should_cancel: Callable[[], bool] | None = None,
         guidance_interval: tuple[float, float] | Literal["default"] | None = "default",
         solver_order: int | None = None,
+        quality: str = "final",
     ) -> GenerationResult:
         """Generate `candidates` takes of Foley for the segment of `video` starting at `start` seconds.
 
@@ -428,8 +429,12 @@ class FoleyEngine:
         guidance_interval: (lo, hi) noise levels σ/α where guidance applies (`sample_dpmpp_2m`), None for every
         step, "default" for the bundle's sampler default (MDSGen's: every step).
         solver_order: 2 (DPM-Solver++(2M)) or 3 (3M); None: the bundle's (2).
+        quality: a name of `engine.spec.QUALITIES`: "final" (the bundle's sampler) or "draft" (fewer steps, faster,
+        worse); steps, guidance_interval and solver_order given explicitly override it. The settings record it.
         """
-        defaults = self.manifest.sampler_defaults
+        if quality not in QUALITIES:
+            raise InvalidRequestError(f"quality must be one of {', '.join(QUALITIES)}, got {quality!r}")
+        defaults = {**self.manifest.sampler_defaults, **QUALITIES[quality]}
         if isinstance(guidance_interval, str):
             gi = defaults.get("guidance_interval")
             guidance_interval = (float(gi[0]), float(gi[1])) if gi else None
@@ -544,6 +549,7 @@ class FoleyEngine:
             "guidance_power": cfg.guidance_power,
             "guidance_interval": list(cfg.guidance_interval) if cfg.guidance_interval else None,
             "solver_order": cfg.solver_order,
+            "quality": quality,
             "candidates": cfg.candidates,
             "backend": self.backend.name,
             "vocoder": self.manifest.components["vocoder"].type,

@@ -171,6 +171,15 @@ class DiffusionSchedule:
         return dataclasses.asdict(self)
 
 
+#: the sampler settings a user picks by name (`foley generate --quality`, the editor's Preferences): "final" is the
+#: bundle's own sampler; "draft" is for auditioning ideas fast and costs quality (docs/results.md, "Speed levers":
+#: DPM-Solver++(3M) at 10 steps, 0.4x the denoiser's work). Explicit steps/solver_order/guidance_interval win.
+QUALITIES: dict[str, dict[str, Any]] = {
+    "final": {},
+    "draft": {"steps": 10, "solver_order": 3},
+}
+
+
 @dataclass(frozen=True)
 class SamplerConfig:
     """How one generation samples: DPM-Solver++(2M) steps, dynamic CFG, candidates and seed."""

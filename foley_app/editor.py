@@ -100,6 +100,7 @@ log = logging.getLogger(__name__)
 
 MEL_DEBOUNCE_MS = 250
 DETECT_DEBOUNCE_MS = 300  # hit detection waits until the segments stop changing (a run of nudges, a fill)
+MAX_PREPARED_PER_PASS = 8  # segments prepared ahead per pass (a whole-video fill marks many; the engine keeps 64)
 
 
 class PrompterLike(Protocol):
@@ -172,7 +173,8 @@ class Editor(QObject):
         self._detect_timer = QTimer(self)
         self._detect_timer.setSingleShot(True)
         self._detect_timer.setInterval(DETECT_DEBOUNCE_MS)
-        self._detect_timer.timeout.connect(self._detect_pending_hits)
+        self._detect_timer.timeout.connect(self._on_segments_settled)
+        self._prepared: set[tuple[str, float]] = set()  # (video, start) of the segments the engine has prepared
         self._no_detector_noted = False
         self._failed_detections: set[tuple[str, float, int]] = set()
         for sig in (self.doc.segments_changed, self.doc.hits_changed, self.doc.project_replaced):
@@ -563,7 +565,7 @@ class Editor(QObject):
             if new_seeds and seg.takes:
                 seed = max(t.seed for t in seg.takes) + 1
             jobs.append(self._submit_generation(seg, v.path, s.candidates, seed, s.steps or None,
-                                                s.guidance or None, auto_accept, batch))
+                                                s.guidance or None, auto_accept, batch, s.quality))
         return jobs
 
     def generation_hits(self, seg: Segment) -> list[float] | str:
@@ -574,7 +576,7 @@ class Editor(QObject):
         return list(seg.hits)
 
     def _submit_generation(self, seg: Segment, video: str, candidates: int, seed: int, steps: int | None,
-                           guidance: float | None, auto_accept: bool, batch: int) -> Job:
+                           guidance: float | None, auto_accept: bool, batch: int, quality: str = "final") -> Job:
         handle = self.ctx.engine
         start, hits, rate = seg.start, self.generation_hits(seg), self.doc.sample_rate
         meta = SegmentJobMeta(segment_id=seg.id, label=seg.label, start=start, video=video,
@@ -586,6 +588,7 @@ class Editor(QObject):
             return engine.generate(
                 video, start, candidates=candidates, seed=seed, steps=steps, guidance=guidance, hits=hits,
                 sample_rate=rate, on_progress=lambda p: report(p.fraction, p.message), should_cancel=should_cancel,
+                quality=quality,
             )
 
         return self.jobs.submit("generate", f"Generating {seg.label}", work, inference=True, meta=meta,
@@ -969,12 +972,18 @@ class Editor(QObject):
         if state == EngineState.LOADING:  # another model: its detector (if any) gets every pending segment anew
             self._no_detector_noted = False
             self._failed_detections.clear()
+            self._prepared.clear()
             self.jobs.cancel_all("hits")
+            self.jobs.cancel_all("prepare")
         self._on_hits_inputs_changed()
 
     def _on_hits_inputs_changed(self, *_args: object) -> None:
         for job in self.jobs.jobs("hits"):
             if not self._detection_current(job.meta):
+                job.cancel()
+        for job in self.jobs.jobs("prepare"):  # a segment moved or removed: its old place needs nothing
+            seg = self.doc.segment(job.meta.segment_id) if job.meta is not None else None
+            if seg is None or job.meta is None or abs(seg.start - job.meta.start) > 1e-9:
                 job.cancel()
         self._detect_timer.start()
 
@@ -985,6 +994,10 @@ class Editor(QObject):
         return (seg is not None and meta is not None and self._same_video(meta.video)
                 and abs(seg.start - meta.start) < 1e-9
                 and seg.hits_state == HITS_PENDING and self.doc.hits_token(seg.id) == meta.hits_token)
+
+    def _on_segments_settled(self) -> None:
+        self._detect_pending_hits()
+        self._prepare_segments()
 
     def _detect_pending_hits(self) -> None:
         v, handle = self.doc.video, self.ctx.engine
@@ -1017,6 +1030,35 @@ class Editor(QObject):
 
         return self.jobs.submit("hits", f"Detecting hits of {seg.label}", work, inference=True, meta=meta,
                                 on_result=self._on_hits_detected, on_error=self._on_detection_failed)
+
+    # ---- preparation (background): a segment's frames and features before Generate ------------------------------
+    def _prepare_segments(self) -> None:
+        """Let the engine do the per-segment work of a generation (frames, features, motion: `prepare`) for the
+        marked segments that have no takes yet, after the detections and before any Generate on the one inference
+        thread, once per (video, start): Generate then starts at the denoiser."""
+        v, handle = self.doc.video, self.ctx.engine
+        if v is None or not handle.ready or not Path(v.path).is_file():
+            return
+        queued = {(j.meta.video, j.meta.start) for j in self.jobs.jobs("prepare") if j.meta is not None}
+        todo = [s for s in sorted(self.doc.project.segments, key=lambda s: s.start)
+                if not s.takes and (v.path, s.start) not in self._prepared | queued]
+        for seg in todo[:MAX_PREPARED_PER_PASS]:
+            self._submit_preparation(seg, v.path)
+
+    def _submit_preparation(self, seg: Segment, video: str) -> Job:
+        handle, start = self.ctx.engine, seg.start
+        meta = SegmentJobMeta(segment_id=seg.id, label=seg.label, start=start, video=video,
+                              hits_token=self.doc.hits_token(seg.id))
+
+        def work(report: Callable[[float, str], None], should_cancel: Callable[[], bool]) -> None:
+            handle.require().prepare(video, start, should_cancel=should_cancel)
+
+        def done(_job: Job, _result: None) -> None:
+            self._prepared.add((video, start))
+
+        return self.jobs.submit("prepare", f"Preparing {seg.label}", work, inference=True, meta=meta,
+                                on_result=done,
+                                on_error=lambda _j, exc: log.info("preparing %s: %s", seg.label, exc))
 
     def _on_hits_detected(self, job: Job, hits: list[float]) -> None:
         m = job.meta

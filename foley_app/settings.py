@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from engine import QUALITIES
+
 T = TypeVar("T")
 
 MAX_RECENT = 10
@@ -89,6 +91,18 @@ class Settings:
     @steps.setter
     def steps(self, value: int) -> None:
         self._set("generation/steps", int(value))
+
+    @property
+    def quality(self) -> str:
+        """The sampler by name (`engine.QUALITIES`): "final" (the bundle's) or "draft" (faster, worse takes)."""
+        value = self._get("generation/quality", "final", str)
+        return value if value in QUALITIES else "final"
+
+    @quality.setter
+    def quality(self, value: str) -> None:
+        if value not in QUALITIES:
+            raise ValueError(f"quality must be one of {tuple(QUALITIES)}, got {value!r}")
+        self._set("generation/quality", value)
 
     @property
     def guidance(self) -> float:

@@ -89,6 +89,8 @@ class FakeEngine:
         self.takes_hits = takes_hits
         self.hits_calls: list[Any] = []
         self.detect_calls: list[float] = []
+        self.prepare_calls: list[float] = []
+        self.quality_calls: list[str] = []
         self.detect_gate: threading.Event | None = None
         self.rate_calls: list[int | None] = []
 
@@ -107,6 +109,9 @@ class FakeEngine:
                     raise Cancelled("hit detection cancelled")
         return list(self.detector(start))
 
+    def prepare(self, video: str, start: float, *, should_cancel: Callable[[], bool] | None = None) -> None:
+        self.prepare_calls.append(start)
+
     def describe(self) -> EngineInfo:
         return EngineInfo(bundle="", name="fake-engine", random_weights=True, backend="fake", device="cpu",
                           providers=(), fallback_reason=None, segment_seconds=self.duration,
@@ -119,8 +124,9 @@ class FakeEngine:
     def generate(self, video: str, start: float = 0.0, *, candidates: int = 4, seed: int = 0, steps: int | None = None,
                  guidance: float | None = None, hits: Any = "auto", sample_rate: int | None = None,
                  on_progress: Callable[[Progress], None] | None = None,
-                 should_cancel: Callable[[], bool] | None = None) -> GenerationResult:
+                 should_cancel: Callable[[], bool] | None = None, quality: str = "final") -> GenerationResult:
         self.calls.append((str(video), start, candidates, seed))
+        self.quality_calls.append(quality)
         rate = int(sample_rate or self.sample_rate)
         self.rate_calls.append(sample_rate)
         self.hits_calls.append(hits if isinstance(hits, str) else list(hits))

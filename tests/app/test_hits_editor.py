@@ -361,3 +361,34 @@ def test_a_real_mouse_drag_moves_a_hit_in_one_undo_step(qtbot, make_window, vide
     seg = w.doc.segment(sid)
     wait_for(qtbot, lambda: w.doc.undo_stack.count() == n + 1, 2)
     assert seg.hits == [pytest.approx(4.5, abs=0.05)] and seg.start == 1.0  # the hit moved, not the segment
+
+
+def test_marked_segments_are_prepared_ahead_once_and_not_after_their_takes(
+        qtbot, make_window, video_12s: Path) -> None:
+    eng = FakeEngine(detector=lambda start: [0.5])
+    w = make_window(engine=eng)
+    open_video(qtbot, w, video_12s)
+    ed, jobs = w.editor, w.ctx.jobs
+    a = ed.add_segment(1.0)
+    wait_for(qtbot, lambda: eng.prepare_calls == [1.0] and not jobs.busy("prepare"), 10)
+    assert eng.detect_calls == [1.0]  # the detection is queued first: the markers come before the preparation
+    ed.add_segment(3.5)
+    wait_for(qtbot, lambda: eng.prepare_calls == [1.0, 3.5] and not jobs.busy("prepare"), 10)
+    ed.nudge_selected(4)  # the selected segment moves: its new place is prepared, the other one not again
+    wait_for(qtbot, lambda: len(eng.prepare_calls) == 3 and not jobs.busy("prepare"), 10)
+    assert eng.prepare_calls[2] != 3.5 and eng.prepare_calls.count(1.0) == 1
+    jobs_before = len(eng.prepare_calls)
+    ed.generate([a])
+    wait_for(qtbot, lambda: not jobs.busy("generate") and not jobs.busy("prepare"), 20)
+    assert len(eng.prepare_calls) == jobs_before  # a generated segment needs no preparation
+
+
+def test_the_quality_preference_reaches_the_engine(qtbot, make_window, video_12s: Path) -> None:
+    eng = FakeEngine()
+    w = make_window(engine=eng)
+    open_video(qtbot, w, video_12s)
+    sid = w.editor.add_segment(1.0)
+    w.ctx.settings.quality = "draft"
+    w.editor.generate([sid])
+    wait_for(qtbot, lambda: not w.ctx.jobs.busy("generate") and bool(eng.quality_calls), 20)
+    assert eng.quality_calls == ["draft"]

@@ -186,12 +186,16 @@ def test_preferences_and_shortcut_sheet(qtbot, make_window, monkeypatch, tmp_pat
     assert dlg.output_rate.currentData() == 16_000  # the window's setting (make_window: 16 kHz)
     dlg.output_rate.setCurrentIndex(dlg.output_rate.findData(48_000))
     assert "bandwidth extension" in dlg.output_rate.currentText()
+    assert dlg.quality.currentData() == "final"
+    dlg.quality.setCurrentIndex(dlg.quality.findData("draft"))
     dlg._save()
     s = w.ctx.settings
     assert (s.candidates, s.steps, s.fill_overlap, s.bundle) == (6, 10, 2.0, str(tmp_path / "bundle"))
-    assert s.output_rate == 48_000
+    assert s.output_rate == 48_000 and s.quality == "draft"
     with pytest.raises(ValueError, match="output rate"):
         s.output_rate = 44_100
+    with pytest.raises(ValueError, match="quality"):
+        s.quality = "best"
     assert dlg.bundle_changed
     shown = {}
 

@@ -198,3 +198,17 @@ def test_a_segment_generated_again_reuses_its_features_and_prepare_does_the_work
     finally:
         e.close()
         fresh.close()
+
+
+def test_draft_quality_is_the_faster_sampler_and_explicit_settings_override_it(engine, video_12s: Path) -> None:
+    from engine import QUALITIES
+
+    draft = engine.generate(video_12s, 0.0, candidates=1, seed=0, quality="draft")
+    st = draft.candidates[0].settings
+    assert (st["steps"], st["solver_order"], st["quality"]) == (QUALITIES["draft"]["steps"], 3, "draft")
+    final = engine.generate(video_12s, 0.0, candidates=1, seed=0, steps=3)
+    assert final.candidates[0].settings["quality"] == "final" and final.candidates[0].settings["solver_order"] == 2
+    mine = engine.generate(video_12s, 0.0, candidates=1, seed=0, quality="draft", steps=4, solver_order=2)
+    assert (mine.candidates[0].settings["steps"], mine.candidates[0].settings["solver_order"]) == (4, 2)
+    with pytest.raises(InvalidRequestError, match="quality must be one of final, draft"):
+        engine.generate(video_12s, 0.0, candidates=1, quality="best")

@@ -23,6 +23,8 @@ from engine import default_bundle_dir
 from foley_app.playback import AudioOutput
 from foley_app.settings import OUTPUT_RATES, Settings
 
+_QUALITY_LABELS = {"final": "Final (the model's sampler)", "draft": "Draft (faster, for auditioning)"}
+
 _RATE_LABELS = {48_000: "48 kHz (bandwidth extension)", 16_000: "16 kHz (as generated)"}
 
 
@@ -65,9 +67,17 @@ class PreferencesDialog(QDialog):
         self.candidates.setRange(1, 9)
         self.candidates.setValue(settings.candidates)
         gform.addRow("Candidates per generation", self.candidates)
+        self.quality = QComboBox()
+        for name, label in _QUALITY_LABELS.items():
+            self.quality.addItem(label, name)
+        self.quality.setCurrentIndex(max(self.quality.findData(settings.quality), 0))
+        self.quality.setToolTip(
+            "Final: the model's own sampler. Draft: DPM-Solver++(3M) at 10 steps, about twice as fast end to end, "
+            "for auditioning ideas; its takes are worse (docs/results.md, Speed levers). A take records its quality.")
+        gform.addRow("Quality", self.quality)
         self.steps = QSpinBox()
         self.steps.setRange(0, 200)
-        self.steps.setSpecialValueText("bundle default")
+        self.steps.setSpecialValueText("by quality")
         self.steps.setValue(settings.steps)
         gform.addRow("Denoising steps", self.steps)
         self.guidance = QDoubleSpinBox()
@@ -166,6 +176,7 @@ class PreferencesDialog(QDialog):
         s.bundle = self.bundle.text().strip()
         s.backend = self.backend.currentText()
         s.candidates = self.candidates.value()
+        s.quality = str(self.quality.currentData())
         s.steps = self.steps.value()
         s.guidance = self.guidance.value()
         s.base_seed = self.seed.value()
