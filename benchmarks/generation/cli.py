@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-peer", action="store_true", help="skip the peer U-Net")
     p.add_argument("--rates", action="store_true",
                    help="only the shipped model at 16 and 48 kHz (4 candidates, int8, the same run); writes no doc")
+    p.add_argument("--shipped", action="store_true",
+                   help="only the shipped model's rows (the speed levers of issue #17 among them) in one run")
     p.add_argument("--bundle", default=None, help="a trained bundle to time as 'the default model' (default: the "
                                                   "shipped resources/models/default when present)")
     p.add_argument("--no-bundle", action="store_true", help="do not time the shipped default model")
@@ -52,10 +54,19 @@ def main(argv: list[str] | None = None) -> int:
         opts.bundle = None
     elif opts.bundle is None and (shipped / "manifest.json").is_file():
         opts.bundle = str(shipped)
+    if opts.shipped:
+        if not opts.bundle:
+            p.error("--shipped needs the shipped model or --bundle")
+        shipped = shipped_rows(opts)
+        print("\n".join(shipped_table(shipped)))
+        if opts.json:
+            Path(opts.json).write_text(json.dumps(shipped, indent=1, default=str))
+        return 0
     if opts.rates:
         if not opts.bundle:
             p.error("--rates needs the shipped model or --bundle")
-        rows = tuple(r for r in SHIPPED_ROWS if r[:3] == ("int8", 4, None) and r[4] is None and r[5] == 2)
+        rows = tuple(r for r in SHIPPED_ROWS if (r.precision, r.candidates, r.steps, r.interval, r.order, r.prepared)
+                     == ("int8", 4, None, None, 2, False))
         shipped = shipped_rows(opts, rows)
         print("\n".join(["| target | measured | goal | met |", "|---|---|---|---|", rates_report(shipped, opts.steps),
                          "", *shipped_table(shipped)]))

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from benchmarks.generation.common import DEFAULT_PRESET, MODEL, ROOT, machine
 
@@ -42,27 +42,41 @@ def _reusable(bdir: Path) -> bool:
         return False
 
 
-#: the shipped model's rows: (denoiser precision, candidates, steps or None for --steps, output rate); the 16 kHz rows
-#: are the generated rate (no rate stage), the 48 kHz one adds the bandwidth extension
-# (precision, candidates, steps (None: --steps), output rate, guidance interval (None: every step guided), solver
-# order); the last rows are issue #17's levers, which training.evaluate judges
+class Row(NamedTuple):
+    """One row of the shipped model's table: how `foley generate` is run."""
+
+    precision: str  # the denoiser graph: int8 or fp32
+    candidates: int
+    steps: int | None  # None: --steps
+    rate: int  # output rate: 16000 (as generated, no rate stage) or 48000 (the bandwidth extension)
+    interval: tuple[float, float] | None = None  # guidance interval (None: every step guided)
+    order: int = 2  # DPM-Solver++ order
+    prepared: bool = False  # the segment prepared ahead (engine.prepare, as the editor does): no decode, no features
+
+
 GUIDANCE_INTERVAL = (0.28, 5.42)  # EDM2's noise levels
-SHIPPED_ROWS = (("int8", 4, None, 16_000, None, 2), ("int8", 4, None, 48_000, None, 2),
-                ("int8", 1, None, 16_000, None, 2), ("fp32", 4, None, 16_000, None, 2),
-                ("int8", 4, 10, 16_000, None, 2), ("int8", 4, 15, 16_000, None, 2),
-                ("int8", 4, None, 16_000, GUIDANCE_INTERVAL, 2), ("int8", 4, 15, 16_000, GUIDANCE_INTERVAL, 3),
-                ("int8", 4, 15, 16_000, None, 3))
+#: the shipped model's rows; after the first four, issue #17's levers, which training.evaluate judges
+SHIPPED_ROWS = (Row("int8", 4, None, 16_000), Row("int8", 4, None, 48_000), Row("int8", 1, None, 16_000),
+                Row("fp32", 4, None, 16_000),
+                Row("int8", 4, None, 16_000, prepared=True),
+                Row("int8", 4, None, 16_000, GUIDANCE_INTERVAL),
+                Row("int8", 4, 15, 16_000), Row("int8", 4, 15, 16_000, order=3),
+                Row("int8", 4, 15, 16_000, GUIDANCE_INTERVAL, 3),
+                Row("int8", 4, 10, 16_000), Row("int8", 4, 10, 16_000, order=3),
+                Row("int8", 4, 10, 16_000, order=3, prepared=True))
 
 
-def shipped_rows(opts: argparse.Namespace, rows: tuple = SHIPPED_ROWS) -> dict[str, Any]:
+def shipped_rows(opts: argparse.Namespace, rows: tuple[Row, ...] = SHIPPED_ROWS) -> dict[str, Any]:
     out: dict[str, Any] = {"dir": str(opts.bundle), "rows": []}
-    for precision, n, steps, rate, gi, order in rows:
-        steps = steps or opts.steps
-        row = run_worker("generate", {"dir": str(opts.bundle), "backend": "onnx", "precision": precision,
-                                      "candidates": n, "steps": steps, "repeats": opts.repeats, "sample_rate": rate,
-                                      "guidance_interval": gi, "solver_order": order})
-        out["rows"].append({"precision": precision, "candidates": n, "steps": steps,
-                            "guidance_interval": list(gi) if gi else None, "solver_order": order, **row})
+    for r in rows:
+        steps = r.steps or opts.steps
+        row = run_worker("generate", {"dir": str(opts.bundle), "backend": "onnx", "precision": r.precision,
+                                      "candidates": r.candidates, "steps": steps, "repeats": opts.repeats,
+                                      "sample_rate": r.rate, "guidance_interval": r.interval,
+                                      "solver_order": r.order, "prepared": r.prepared})
+        out["rows"].append({"precision": r.precision, "candidates": r.candidates, "steps": steps,
+                            "guidance_interval": list(r.interval) if r.interval else None, "solver_order": r.order,
+                            "prepared": r.prepared, **row})
     return out
 
 

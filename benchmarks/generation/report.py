@@ -180,15 +180,15 @@ def report(res: dict[str, Any]) -> str:
 
 
 def shipped_table(shipped: dict[str, Any]) -> list[str]:
-    L = ["| denoiser precision | cand. | solver, steps | guided | output | video decode | frame features | denoise | "
-         "VAE | vocoder | 48 kHz stage | total | load | peak memory |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    L = ["| denoiser precision | cand. | solver, steps | guided | output | segment | video decode | frame features | "
+         "denoise | VAE | vocoder | 48 kHz stage | total | load | peak memory |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in shipped["rows"]:
         t = r["timings"]
         gi = r.get("guidance_interval")
         guided = f"σ/α in ({gi[0]:g}, {gi[1]:g}]" if gi else "every step"
         L.append(f"| {r['precision']} | {r['candidates']} | {r.get('solver_order', 2)}M, {r['steps']} | {guided} | "
-                 f"{r.get('sample_rate', 16_000) // 1000} kHz "
+                 f"{r.get('sample_rate', 16_000) // 1000} kHz | {'prepared' if r.get('prepared') else 'new'} "
                  f"| {t['video']:.2f} | {t['features']:.2f} | {t['denoise']:.2f} | {t['decode']:.2f} | "
                  f"{t['vocode']:.2f} | {t.get('extend', 0.0):.2f} | **{t['total']:.2f}** | {r['load_s']:.1f} | "
                  f"{r['peak_rss'] / 1e9:.2f} GB |")
