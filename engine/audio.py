@@ -292,18 +292,18 @@ def rms_dbfs(wav: np.ndarray) -> float:
     return 20.0 * np.log10(r) if r > 0 else float("-inf")
 
 
-# ---- loudness (EBU R128 / ITU-R BS.1770 via pyloudnorm; used by the editor's export) --------------------------
+# ---- loudness (EBU R128 / ITU-R BS.1770, engine.loudness; used by the editor's export) ------------------------
 _LOUDNESS_BLOCK_S = 0.4  # BS.1770 gating block; shorter audio has no integrated loudness
 
 
 def measure_loudness(wav: np.ndarray, sample_rate: int) -> float:
     """Integrated loudness in LUFS of mono (n,) or (n, channels) audio; -inf for silence or audio under 0.4 s."""
-    import pyloudnorm
+    from engine.loudness import integrated_loudness
 
     data = np.asarray(wav, dtype=np.float64)
     if data.shape[0] < int(_LOUDNESS_BLOCK_S * sample_rate) or not np.any(data):
         return float("-inf")
-    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(data))
+    return integrated_loudness(data, sample_rate)
 
 
 def normalize_loudness(

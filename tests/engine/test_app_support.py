@@ -1,4 +1,4 @@
-"""Engine helpers the editor needs: loudness measurement and normalisation (EBU R128 via pyloudnorm)."""
+"""Engine helpers the editor needs: loudness measurement and normalisation (EBU R128, engine.loudness)."""
 
 from __future__ import annotations
 

@@ -43,6 +43,7 @@ API_SCRIPT = textwrap.dedent(
     e = load_engine(bundle)  # auto: ONNX Runtime, the only backend that can run here
     res = e.generate(video, 1.0, candidates=2, seed=0, steps=2)
     e.generate(video, 1.0, candidates=1, seed=0, steps=2, sample_rate=48000)  # resampled to 48 kHz
+    engine.normalize_loudness(res.candidates[0].audio, 16000, -23.0)  # the export's loudness step
     # nor scipy beyond its FFT: scipy.signal would pull linalg, sparse, optimize, stats and OpenBLAS into the app
     heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "diffusers", "librosa", "numba")
                    or m.split(".")[:2] in (["scipy", "signal"], ["scipy", "linalg"], ["scipy", "sparse"],
