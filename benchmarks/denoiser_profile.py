@@ -2,6 +2,7 @@
 denoiser's kernels").
 
     python -m benchmarks.denoiser_profile [--bundle B] [--precision int8|fp32] [--batch 8] [--runs 20] [--json F]
+                                          [--try-fusions]
 
 One session with the engine's own options (`engine.backends.onnx_backend.session_options`: the threads, graph
 optimisation and arena it uses) and `enable_profiling`; `--runs` denoiser calls at `--batch` rows (8 = 4 candidates
@@ -9,6 +10,7 @@ with classifier-free guidance, the shipped step; 4 = the unguided half of a guid
 warm-up calls. The profile's kernel events are summed per operator type and per node, so the table says which
 kinds of work take the step's time (the GEMMs of attention and the MLP, the quantisation around them, softmax,
 normalisation, the reshapes and transposes between them) and how the whole compares to the wall time of a call.
+`--try-fusions` also times the graph as ONNX Runtime's transformer optimizer fuses it (then int8 as shipped).
 """
 
 from __future__ import annotations
@@ -80,6 +82,48 @@ def profile(bundle: Path, precision: str = "int8", batch: int = 8, runs: int = 2
             "ops": ops, "top_nodes": nodes}
 
 
+def try_fusions(bundle: Path, batch: int = 8, runs: int = 6, heads: int = 3) -> dict[str, Any]:
+    """ONNX Runtime's transformer optimizer (its BERT fusions: attention, SkipLayerNorm, Gelu) on the fp32 graph,
+    quantised as the exporter does (`quantize_dynamic`, MatMul, int8 weights); both int8 graphs timed alternately
+    in one process (median of `runs`), with the largest output difference."""
+    import warnings
+
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    from engine.backends.onnx_backend import session_options
+    from engine.manifest import load_manifest
+
+    graph = load_manifest(bundle, verify_files=False).onnx["graphs"]["denoiser"]
+    hidden = int(next(i["shape"][-1] for i in graph["inputs"] if i["name"] == "condition"))
+    rng = np.random.default_rng(0)
+    feeds = {i["name"]: rng.standard_normal([batch if isinstance(d, str) else int(d) for d in i["shape"]],
+                                            dtype=np.float32) for i in graph["inputs"]}
+    feeds["timestep"] = np.full(batch, 500.0, np.float32)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fused = optimize_model(str(bundle / graph["file"]), model_type="bert", num_heads=heads, hidden_size=hidden,
+                               opt_level=0, use_gpu=False)
+        stats = {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
+        fused.save_model_to_file(os.path.join(tmp, "fused.onnx"))
+        quantize_dynamic(os.path.join(tmp, "fused.onnx"), os.path.join(tmp, "fused.int8.onnx"),
+                         op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
+        sessions = {name: ort.InferenceSession(path, session_options(), providers=["CPUExecutionProvider"])
+                    for name, path in (("shipped int8", str(bundle / graph["variants"]["int8"]["file"])),
+                                       ("fused int8", os.path.join(tmp, "fused.int8.onnx")))}
+        outs = {k: sess.run(None, feeds)[0] for k, sess in sessions.items()}
+        times: dict[str, list[float]] = {k: [] for k in sessions}
+        for _ in range(runs):
+            for k, sess in sessions.items():
+                t0 = time.perf_counter()
+                sess.run(None, feeds)
+                times[k].append(time.perf_counter() - t0)
+    med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+    return {"fusions": stats, "ms": med, "ratio": med["fused int8"] / med["shipped int8"],
+            "max_abs_diff": float(np.abs(outs["fused int8"] - outs["shipped int8"]).max()), "batch": batch}
+
+
 def report(res: dict[str, Any], top: int = 14) -> str:
     lines = [f"Denoiser `{res['bundle']}` ({res['precision']}), batch {res['batch']}: {res['wall_ms']:.1f} ms per "
              f"call (wall, mean of {res['runs']}), {res['kernel_ms']:.1f} ms in kernels "
@@ -101,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, action="append", help="rows per call (repeatable; default 8 and 4)")
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the engine's)")
+    ap.add_argument("--try-fusions", action="store_true",
+                    help="also time the graph after ONNX Runtime's transformer optimizer (fused, then int8)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
     from engine.pipeline import default_bundle_dir
@@ -111,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         res = profile(bundle, args.precision, b, args.runs, args.threads)
         out.append(res)
         print(report(res) + "\n")
+    if args.try_fusions:
+        fz = try_fusions(bundle, runs=max(3, args.runs // 3))
+        out.append({"try_fusions": fz})
+        print(f"ONNX Runtime's transformer optimizer: fused {fz['fusions'] or 'nothing'}; int8 after it "
+              f"{fz['ms']['fused int8']:.1f} ms vs {fz['ms']['shipped int8']:.1f} ms per call at batch {fz['batch']} "
+              f"({fz['ratio']:.2f}x), outputs differ by up to {fz['max_abs_diff']:.3g}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
     return 0
