@@ -21,6 +21,8 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 from foley_app.autosave import Autosaver, default_autosave_root
 from foley_app.context import AppContext, EngineHandle
 from foley_app.document.document import ProjectDocument
+from foley_app.editor import Editor, PrompterLike
+from foley_app.frames import FrameSource
 from foley_app.jobs import JobRunner
 from foley_app.playback import AudioOutput, Playback
 from foley_app.settings import Settings
@@ -162,6 +164,13 @@ def build_context(settings: Settings, *, autosave_root: Path | None = None, logs
                       autosaver=autosaver, log_dir=logs or log_dir(), stills_dir=stills or default_stills_dir())
 
 
+def build_editor(ctx: AppContext, prompter: PrompterLike) -> tuple[Editor, FrameSource]:
+    """The editor's behaviour and its frame source over `ctx` (no window: tests drive it alone; MainWindow shows
+    it)."""
+    frames = FrameSource(ctx.jobs)
+    return Editor(ctx, prompter, frames), frames
+
+
 def run(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t0 = _process_start() if args.measure_startup else 0.0
@@ -184,7 +193,11 @@ def run(argv: list[str] | None = None) -> int:
     theme.apply(app)
     settings = Settings(args.settings)
     ctx = build_context(settings, autosave_root=Path(args.autosave_dir) if args.autosave_dir else None, logs=logs)
-    window = MainWindow(ctx)
+    from foley_app.views.dialogs.prompter import Prompter
+
+    prompter = Prompter()
+    editor, frames = build_editor(ctx, prompter)
+    window = MainWindow(ctx, editor, frames, prompter)
     window.setWindowIcon(MainWindow.app_icon())
     if args.measure_startup:
         _measure_startup(app, window, ctx.engine, t0)

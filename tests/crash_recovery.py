@@ -69,7 +69,7 @@ def child(a: argparse.Namespace) -> int:
     from PySide6.QtWidgets import QApplication
 
     from engine import load_engine
-    from foley_app.app import build_context
+    from foley_app.app import build_context, build_editor
     from foley_app.document.project import load_project
     from foley_app.settings import Settings
     from foley_app.views import theme
@@ -90,7 +90,8 @@ def child(a: argparse.Namespace) -> int:
     settings.output_rate = 16_000
     ctx = build_context(settings, autosave_root=work / "autosave", logs=work / "logs", stills=work / "stills")
     prompter = ScriptedPrompter()
-    win = MainWindow(ctx, prompter)
+    editor, frames = build_editor(ctx, prompter)
+    win = MainWindow(ctx, editor, frames, prompter)
     win.show()
     ctx.engine.set_engine(engine)
     ed, doc, jobs = win.editor, win.doc, ctx.jobs

@@ -233,7 +233,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from PySide6.QtWidgets import QApplication
 
     from engine import load_engine
-    from foley_app.app import build_context
+    from foley_app.app import build_context, build_editor
     from foley_app.export import ExportRequest
     from foley_app.settings import Settings
     from foley_app.views import theme
@@ -252,7 +252,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     settings.output_rate = args.rate
     ctx = build_context(settings, autosave_root=work / "autosave", logs=work / "logs", stills=work / "stills")
     prompter = ScriptedPrompter()
-    win = MainWindow(ctx, prompter)
+    editor, frames = build_editor(ctx, prompter)
+    win = MainWindow(ctx, editor, frames, prompter)
     win.resize(1280, 800)
     win.show()
     ctx.engine.set_engine(engine)

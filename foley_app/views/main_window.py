@@ -124,13 +124,19 @@ class JobIndicator(QWidget):
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, ctx: AppContext, prompter: Prompter | None = None) -> None:
+    def __init__(self, ctx: AppContext, editor: Editor, frames: FrameSource, prompter: Prompter) -> None:
+        """The views over `editor` (built with `frames` and `prompter` in the composition root, `foley_app.app.
+        build_editor`); a `Prompter` without a parent window gets this one."""
         super().__init__()
         self.ctx = ctx
         self.doc = ctx.document
-        self.prompter = prompter or Prompter(self)
-        self.frames = FrameSource(ctx.jobs, self)
-        self.editor = Editor(ctx, self.prompter, self.frames, self)
+        self.prompter = prompter
+        if isinstance(prompter, Prompter) and prompter.parent is None:
+            prompter.parent = self
+        self.frames = frames
+        self.editor = editor
+        frames.setParent(self)
+        editor.setParent(self)
         self.actions_: dict[str, QAction] = {}
         self._engine_error_shown = False
         self.setAcceptDrops(True)

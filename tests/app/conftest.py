@@ -76,7 +76,7 @@ def tiny_engine(tiny_bundle: Path) -> Iterator[Any]:
 @pytest.fixture
 def make_window(qtbot: Any, tmp_path: Path) -> Iterator[Callable[..., Any]]:
     """Build a main window with its own settings, autosave folder and scripted prompter."""
-    from foley_app.app import build_context
+    from foley_app.app import build_context, build_editor
     from foley_app.settings import Settings
     from foley_app.views import theme
     from foley_app.views.main_window import MainWindow
@@ -95,7 +95,8 @@ def make_window(qtbot: Any, tmp_path: Path) -> Iterator[Callable[..., Any]]:
         ctx = build_context(settings, autosave_root=autosave_root or tmp_path / "autosave", logs=tmp_path / "logs",
                             stills=tmp_path / f"{name}-stills")
         prompter = ScriptedPrompter()
-        window = MainWindow(ctx, prompter)
+        editor, frames = build_editor(ctx, prompter)
+        window = MainWindow(ctx, editor, frames, prompter)
         window.prompter_ = prompter
         window.resize(1280, 800)
         qtbot.addWidget(window)

@@ -54,9 +54,10 @@ def main() -> int:
 
     app = QApplication([sys.argv[0]])
     app.setApplicationName("Foley Editor")
-    from foley_app.app import build_context
+    from foley_app.app import build_context, build_editor
     from foley_app.settings import Settings
     from foley_app.views import theme
+    from foley_app.views.dialogs.prompter import Prompter
     from foley_app.views.main_window import MainWindow
 
     theme.apply(app)
@@ -64,7 +65,9 @@ def main() -> int:
     settings.candidates, settings.steps, settings.autosave_seconds = 4, 8, 0
     settings.mute_original = False
     ctx = build_context(settings, autosave_root=work / "autosave", logs=work / "logs", stills=work / "stills")
-    window = MainWindow(ctx)
+    prompter = Prompter()
+    editor, frames = build_editor(ctx, prompter)
+    window = MainWindow(ctx, editor, frames, prompter)
     if args.offscreen:
         width, height = (int(x) for x in args.size.split("x"))
         window.resize(width, height)

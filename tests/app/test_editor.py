@@ -290,3 +290,37 @@ def test_several_segments_at_once(qtbot, make_window, clip30: Path) -> None:
     w.doc.undo_stack.undo()
     w.doc.undo_stack.undo()  # the nudge of both
     assert [w.doc.segment(s).start for s in (a, c)] == pytest.approx([1.0, 18.0])
+
+
+def test_the_editor_runs_without_a_window(qtbot, tmp_path: Path, video_12s: Path) -> None:
+    """The composition root builds the editor apart from the views (`build_editor`): open, mark, generate, accept
+    and save with no MainWindow anywhere."""
+    from helpers import ScriptedPrompter
+    from PySide6.QtWidgets import QApplication
+
+    from foley_app.app import build_context, build_editor
+    from foley_app.settings import Settings
+
+    settings = Settings(tmp_path / "settings.ini")
+    settings.candidates, settings.steps, settings.output_rate = 2, 2, 16_000
+    ctx = build_context(settings, autosave_root=tmp_path / "autosave", logs=tmp_path / "logs",
+                        stills=tmp_path / "stills")
+    try:
+        prompter = ScriptedPrompter()
+        editor, frames = build_editor(ctx, prompter)
+        ctx.engine.set_engine(FakeEngine())
+        with qtbot.waitSignal(editor.video_opened, timeout=20_000):
+            editor.open_path(video_12s)
+        sid = editor.add_segment(2.0)
+        with qtbot.waitSignal(editor.generation_applied, timeout=20_000):
+            editor.generate([sid])
+        seg = ctx.document.segment(sid)
+        assert len(seg.takes) == 2 and frames.path == str(video_12s)
+        editor.accept(1)
+        assert len(ctx.document.project.clips) == 1
+        out = tmp_path / "p.foleyproj"
+        prompter.queue("save_file", str(out))
+        assert editor.save_as() and out.is_file()
+        assert not [w for w in QApplication.topLevelWidgets() if w.isVisible()]
+    finally:
+        ctx.shutdown()

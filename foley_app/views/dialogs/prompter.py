@@ -25,8 +25,8 @@ PROJECT_FILTER = "Foley projects (*.foleyproj);;All files (*)"
 class Prompter:
     """Dialogs over a parent window."""
 
-    def __init__(self, parent: QWidget) -> None:
-        self.parent = parent
+    def __init__(self, parent: QWidget | None = None) -> None:
+        self.parent = parent  # the window the dialogs sit over (MainWindow sets itself when this is None)
         self._open_warnings: list[QMessageBox] = []
 
     def error(self, msg: UserMessage) -> None:
