@@ -10,15 +10,16 @@ Three things a user downloads themselves (nothing is fetched here):
 - Diff-Foley's `cavp_epoch66.ckpt`: an open_clip training checkpoint whose `state_dict` holds the video branch
   (320 tensors under `video_encoder.` / `video_project_head.`, DDP prefix `module.`), the audio branch and more.
 
-Every file is checked before anything is written: each expected key present, no unknown key, every shape and
-dtype kind right, finite values, the relative-position index buffers equal to the ones the model rebuilds. A
-mismatch raises `CheckpointLayoutError` naming the keys (and an extra or missing key prefix, when that is the
-cause). Pickles are read with `torch.load(weights_only=True)`; full unpickling happens only with `trusted=True`
-(the user's `--trust-pickle`). Then the weights are converted (the AudioLDM VAE's pre-0.15 attention names
-`query/key/value/proj_attn` -> `to_q/to_k/to_v/to_out.0`; the CAVP wrapper and `module.` prefix), loaded into our
-modules with `strict=True`, and saved as a bundle: safetensors per component and a manifest with the AudioLDM
-segment spec, the release's sampler settings (50 DPM-Solver++ steps, guidance 5, power 0.01), the decode
-convention (latent / 4: `VAEConfig.latent_scale = 4`, not the VAE's `scaling_factor`), and the sources with
+Every file is checked before anything is written: each expected key present, no unknown key, every shape and dtype
+kind right, finite values, the relative-position index buffers equal to the ones the model rebuilds. A mismatch
+raises `CheckpointLayoutError` naming the keys (and an extra or missing key prefix, when that is the cause). Pickles
+are read with `torch.load(weights_only=True)`; full unpickling happens only with `trusted=True` (the user's
+`--trust-pickle`). That reading and the layout check are `engine.nn.checkpoint` (nothing there knows this release);
+here are the release's files, roles, configs and conversions. Then the weights are converted (the AudioLDM VAE's
+pre-0.15 attention names `query/key/value/proj_attn` -> `to_q/to_k/to_v/to_out.0`; the CAVP wrapper and `module.`
+prefix), loaded into our modules with `strict=True`, and saved as a bundle: safetensors per component and a manifest
+with the AudioLDM segment spec, the release's sampler settings (50 DPM-Solver++ steps, guidance 5, power 0.01), the
+decode convention (latent / 4: `VAEConfig.latent_scale = 4`, not the VAE's `scaling_factor`), and the sources with
 their sha256 and licences. The ONNX graphs are exported into the bundle with parity checks
 (`engine.nn.export.export_onnx`). The bundle appears at `out` only when all of it succeeded (it is built in a
 temporary folder beside it and renamed).
@@ -27,31 +28,42 @@ temporary folder beside it and renamed).
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import os
 import re
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from engine.errors import (
     CheckpointError,
     CheckpointLayoutError,
     CheckpointReadError,
     InvalidRequestError,
-    UntrustedCheckpointError,
 )
 from engine.manifest import ModelManifest, load_manifest, sha256_file, write_manifest
+from engine.nn import checkpoint
 from engine.nn.bundle import component_from_module
 from engine.nn.cavp import CAVPConfig, CAVPVideoEncoder
+from engine.nn.checkpoint import (
+    CHECK_THE_FILE,
+    Layout,
+    existing_file,
+    find_weights_file,
+    float_dtypes,
+    keys_text,
+    load_strict,
+    module_layout,
+    only_tensors,
+    read_json_config,
+    read_state_dict,
+)
 from engine.nn.denoiser import DenoiserConfig, MDSGen, relative_position_index
 from engine.nn.hifigan import HiFiGAN, HiFiGANConfig
 from engine.nn.vae import MelVAE, VAEConfig
@@ -96,7 +108,6 @@ LICENCE_SUMMARY = (
     "with no stated licence (research use; ask its authors). CAVP is MIT. This project's code is Apache-2.0."
 )
 
-Layout = dict[str, tuple[tuple[int, ...], bool]]  # key -> (shape, is floating point)
 Progress = Callable[[str], None]
 
 
@@ -122,14 +133,6 @@ def cavp_config() -> CAVPConfig:
     return CAVPConfig()
 
 
-def module_layout(module: nn.Module, *, strip: str = "") -> Layout:
-    """{key: (shape, is_float)} of a module's state dict, keys without the leading `strip`."""
-    out: Layout = {}
-    for k, v in module.state_dict().items():
-        out[k.removeprefix(strip)] = (tuple(v.shape), v.dtype.is_floating_point)
-    return out
-
-
 def expected_layouts() -> dict[str, Layout]:
     """The layouts of the four public files, in their own key names (what the fixtures list)."""
     with torch.device("meta"):
@@ -142,161 +145,30 @@ def expected_layouts() -> dict[str, Layout]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Reading files
+# Reading and checking files (engine.nn.checkpoint), with each role's description and where to get it again
 # ---------------------------------------------------------------------------------------------------------------
 def _describe(role: str) -> str:
     return SOURCES[role]["what"] if role in SOURCES else role
 
 
 def _redownload(role: str) -> str:
-    return f"Download it again ({SOURCES[role]['origin']})." if role in SOURCES else "Check the file."
+    return f"Download it again ({SOURCES[role]['origin']})." if role in SOURCES else CHECK_THE_FILE
 
 
 def _existing_file(path: str | os.PathLike[str], role: str, flag: str) -> Path:
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise CheckpointReadError(f"{flag} {p}: no such file. Pass the path of the {_describe(role)}.")
-    if not p.is_file():
-        raise CheckpointReadError(f"{flag} {p} is a folder, not a file: pass the {_describe(role)} itself.")
-    return p
-
-
-_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+    return existing_file(path, flag=flag, what=_describe(role))
 
 
 def read_pickle_checkpoint(path: Path, *, role: str, trusted: bool = False) -> Any:
-    """`torch.load` a pickled checkpoint on the CPU: tensors and plain containers only, unless `trusted`.
-
-    Zip-format files are memory-mapped (a 600 MB checkpoint is not copied into memory). Raises
-    `UntrustedCheckpointError` (naming the Python object that needs full unpickling) or `CheckpointReadError`
-    (truncated, corrupt, or not a torch file).
-    """
-    is_zip = zipfile.is_zipfile(path)
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if not is_zip and magic == b"PK\x03\x04":
-        raise CheckpointReadError(
-            f"{path} is truncated or damaged: it starts as a torch zip archive but its end (the zip directory) is "
-            f"missing, e.g. an interrupted download. {_redownload(role)}"
-        )
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
-        message = str(exc)
-        match = _UNSUPPORTED_GLOBAL.search(message)
-        if match is None:
-            raise CheckpointReadError(
-                f"{path} cannot be read as a PyTorch checkpoint ({_first_line(message)}): the file is truncated, "
-                f"corrupt, or not a checkpoint. {_redownload(role)}"
-            ) from exc
-        if not trusted:
-            raise UntrustedCheckpointError(
-                f"{path} holds pickled Python objects besides tensors (first: {match.group(1)}), and unpickling "
-                "them can run arbitrary code. If you trust where the file comes from, re-run with --trust-pickle "
-                "to load it fully; otherwise get a clean copy."
-            ) from exc
-    log.warning("loading %s with full unpickling (--trust-pickle)", path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False, mmap=is_zip)
-    except Exception as exc:
-        raise CheckpointReadError(
-            f"{path} cannot be read even with full unpickling ({_first_line(str(exc))}). {_redownload(role)}"
-        ) from exc
-
-
-def read_safetensors(path: Path, *, role: str) -> dict[str, Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointReadError(
-            f"{path} cannot be read as safetensors ({_first_line(str(exc))}): the file is truncated or corrupt. "
-            f"{_redownload(role)}"
-        ) from exc
-
-
-def _first_line(message: str) -> str:
-    line = message.strip().splitlines()[0] if message.strip() else "no details"
-    return line[:300]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Checking a state dict against a layout
-# ---------------------------------------------------------------------------------------------------------------
-def _keys_text(keys: Iterable[str], limit: int = 8) -> str:
-    keys = list(keys)
-    shown = ", ".join(repr(k) for k in keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
-
-
-def _prefix_hint(missing: list[str], unexpected: list[str]) -> str | None:
-    """Explain a layout mismatch that is only a key prefix added or dropped (e.g. DataParallel's 'module.')."""
-    miss = set(missing)
-    if unexpected and missing:
-        for key in unexpected:
-            for exp in missing:
-                if key.endswith("." + exp):
-                    prefix = key[: -len(exp)]
-                    n = sum(1 for k in unexpected if k.startswith(prefix) and k[len(prefix):] in miss)
-                    if n >= max(1, len(missing) // 2):
-                        return (f"its keys carry an extra prefix {prefix!r} (e.g. {key!r} where {exp!r} is expected) "
-                                f"on {n} of {len(unexpected)} unexpected keys")
-                if exp.endswith("." + key):
-                    prefix = exp[: -len(key)]
-                    n = sum(1 for k in unexpected if prefix + k in miss)
-                    if n >= max(1, len(missing) // 2):
-                        return (f"its keys lack the prefix {prefix!r} (e.g. {key!r} where {exp!r} is expected) on "
-                                f"{n} keys")
-    return None
+    """`engine.nn.checkpoint.read_pickle_checkpoint`, its errors ending with where to download `role` again."""
+    return checkpoint.read_pickle_checkpoint(path, trusted=trusted, advice=_redownload(role))
 
 
 def check_layout(
     state: Mapping[str, Any], layout: Layout, *, role: str, path: Path | str, fix: str, check_values: bool = True,
 ) -> None:
-    """Raise `CheckpointLayoutError` unless `state` holds exactly the keys of `layout` with their shapes.
-
-    The message names the missing, unexpected and mis-shaped keys (a few of each, with counts), explains an
-    added or dropped key prefix, and ends with `fix` (what to do). With `check_values`, floating-point tensors
-    must also be finite.
-    """
-    problems: list[str] = []
-    not_tensors = sorted(k for k, v in state.items() if not isinstance(v, Tensor))
-    if not_tensors:
-        problems.append(f"{len(not_tensors)} entries are not tensors: {_keys_text(not_tensors)}")
-    missing = [k for k in layout if k not in state]
-    unexpected = [k for k in state if k not in layout]
-    hint = _prefix_hint(missing, unexpected)
-    if hint:
-        problems.append(hint)
-    if missing:
-        problems.append(f"{len(missing)} of the {len(layout)} expected keys are missing: {_keys_text(missing)}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} keys are not part of the layout: {_keys_text(unexpected)}")
-    wrong: list[str] = []
-    for k, (shape, is_float) in layout.items():
-        v = state.get(k)
-        if not isinstance(v, Tensor):
-            continue
-        if tuple(v.shape) != shape:
-            wrong.append(f"{k!r} has shape {list(v.shape)}, expected {list(shape)}")
-        elif v.dtype.is_floating_point != is_float or v.is_complex():
-            kind = "floating-point" if is_float else "integer"
-            wrong.append(f"{k!r} holds {str(v.dtype).removeprefix('torch.')} values, expected {kind}")
-        elif check_values and is_float and v.numel() and not v.is_meta and not bool(torch.isfinite(v).all()):
-            wrong.append(f"{k!r} holds NaN or infinite values")
-    if wrong:
-        problems.append(f"{len(wrong)} tensors do not match: " + "; ".join(wrong[:6])
-                        + (f"; and {len(wrong) - 6} more" if len(wrong) > 6 else ""))
-    if problems:
-        raise CheckpointLayoutError(
-            f"{path} is not the expected {_describe(role)}: " + ". ".join(problems) + f". {fix}"
-        )
-
-
-def _only_tensors(obj: Mapping[str, Any]) -> bool:
-    return bool(obj) and all(isinstance(v, Tensor) for v in obj.values())
+    """`engine.nn.checkpoint.check_layout` for one of the `SOURCES` roles (the error names what `role` is)."""
+    checkpoint.check_layout(state, layout, what=_describe(role), path=path, fix=fix, check_values=check_values)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -319,10 +191,6 @@ class Source:
         return {**SOURCES[self.role], "files": files, "stored_dtypes": self.dtypes, "conversion": self.notes}
 
 
-def _float_dtypes(state: Mapping[str, Tensor]) -> list[str]:
-    return sorted({str(v.dtype).removeprefix("torch.") for v in state.values() if v.dtype.is_floating_point})
-
-
 MDSGEN_WRAPPERS = ("ema", "model", "state_dict", "module", "net")
 
 
@@ -341,11 +209,11 @@ def mdsgen_source(obj: Any, p: Path, layout: Layout, *, strip_prefixes: Iterable
         raise CheckpointLayoutError(
             f"{p} holds a {type(obj).__name__}, not a state dict: it is not mdsgen_audioldm.pt. {_redownload('mdsgen')}"
         )
-    if not _only_tensors(obj):
-        inner = [k for k in MDSGEN_WRAPPERS if isinstance(obj.get(k), Mapping) and _only_tensors(obj[k])]
+    if not only_tensors(obj):
+        inner = [k for k in MDSGEN_WRAPPERS if isinstance(obj.get(k), Mapping) and only_tensors(obj[k])]
         if not inner:
             raise CheckpointLayoutError(
-                f"{p} is a dict whose top-level keys are {_keys_text(list(obj))}, with no state dict of tensors under "
+                f"{p} is a dict whose top-level keys are {keys_text(list(obj))}, with no state dict of tensors under "
                 f"any of {list(MDSGEN_WRAPPERS)}: it is not mdsgen_audioldm.pt (a flat state dict). "
                 f"{_redownload('mdsgen')}"
             )
@@ -372,10 +240,10 @@ def mdsgen_source(obj: Any, p: Path, layout: Layout, *, strip_prefixes: Iterable
            if k.endswith("relative_position_index") and not v.is_meta and not torch.equal(v.long(), index)]
     if bad:
         raise CheckpointLayoutError(
-            f"{p}: {_keys_text(bad)} differ from the BEiT relative-position index of the 102 x 8 token grid, so the "
+            f"{p}: {keys_text(bad)} differ from the BEiT relative-position index of the 102 x 8 token grid, so the "
             f"file is not a checkpoint of this model (or it is damaged). {_redownload('mdsgen')}"
         )
-    dtypes = _float_dtypes(state)
+    dtypes = float_dtypes(state)
     if dtypes != ["float32"]:
         notes.append(f"weights stored as {', '.join(dtypes)}; converted to float32")
     return Source("mdsgen", [p], state, notes=notes, dtypes=dtypes)
@@ -415,7 +283,7 @@ def cavp_source(obj: Any, p: Path, layout: Layout) -> Source:
     if not video:
         near = [k for k in state if "video_encoder." in k or "video_project_head." in k]
         where = (f"its video keys sit under an unexpected prefix {near[0][: near[0].find('video_')]!r} "
-                 f"(e.g. {near[0]!r})") if near else f"its keys start {_keys_text(list(state), 5)}"
+                 f"(e.g. {near[0]!r})") if near else f"its keys start {keys_text(list(state), 5)}"
         raise CheckpointLayoutError(
             f"{p} holds no CAVP video-branch keys ('video_encoder.*', 'video_project_head.*'): {where}. Pass "
             f"Diff-Foley's cavp_epoch66.ckpt. {_redownload('cavp')}"
@@ -426,7 +294,7 @@ def cavp_source(obj: Any, p: Path, layout: Layout) -> Source:
     check_layout(video, layout, role="cavp", path=p, fix=(
         "All 320 video-branch tensors of the SlowOnly ResNet3d-50 and its projection head are required (no key is "
         "left at random initialisation). " + _redownload("cavp")))
-    dtypes = _float_dtypes(video)
+    dtypes = float_dtypes(video)
     if dtypes != ["float32"]:
         notes.append(f"weights stored as {', '.join(dtypes)}; converted to float32")
     return Source("cavp", [p], video, notes=notes, dtypes=dtypes)
@@ -466,34 +334,15 @@ def locate_audioldm(path: str | os.PathLike[str]) -> Path:
 
 
 def _read_json(path: Path, role: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise CheckpointReadError(f"{path} is missing: the {_describe(role)} folder needs its config.json.")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointReadError(f"{path} is not valid JSON ({exc}). {_redownload(role)}") from exc
-    if not isinstance(data, dict):
-        raise CheckpointReadError(f"{path} is not a JSON object. {_redownload(role)}")
-    return data
+    return read_json_config(path, what=_describe(role), advice=_redownload(role))
 
 
 def _weights_in(folder: Path, names: tuple[str, str], role: str) -> Path:
-    for name in names:
-        if (folder / name).is_file():
-            return folder / name
-    raise CheckpointReadError(
-        f"{folder} holds neither {names[0]} nor {names[1]}: the {_describe(role)} weights are missing. "
-        f"{_redownload(role)}"
-    )
+    return find_weights_file(folder, names, what=_describe(role), advice=_redownload(role))
 
 
 def _read_weights(path: Path, role: str, trusted: bool) -> dict[str, Any]:
-    if path.suffix == ".safetensors":
-        return read_safetensors(path, role=role)
-    obj = read_pickle_checkpoint(path, role=role, trusted=trusted)
-    if not isinstance(obj, Mapping):
-        raise CheckpointLayoutError(f"{path} holds a {type(obj).__name__}, not a state dict. {_redownload(role)}")
-    return dict(obj)
+    return read_state_dict(path, trusted=trusted, advice=_redownload(role))
 
 
 # diffusers' AutoencoderKL defaults, for fields a config.json may leave out
@@ -627,7 +476,7 @@ def load_audioldm(path: str | os.PathLike[str], layouts: dict[str, Layout], *, t
     check_layout(vae_state, layouts["audioldm_vae"], role="audioldm_vae", path=vae_file, fix=(
         "It must be the AutoencoderKL of cvssp/audioldm-s-full-v2 (204 tensors). " + _redownload("audioldm_vae")))
     vae = Source("audioldm_vae", [vae_cfg_path, vae_file], vae_state, config=vae_cfg,
-                 notes=[*conv_notes, *vae_notes], dtypes=_float_dtypes(vae_state))
+                 notes=[*conv_notes, *vae_notes], dtypes=float_dtypes(vae_state))
 
     voc_cfg_path = voc_dir / "config.json"
     voc_cfg = _read_json(voc_cfg_path, "audioldm_vocoder")
@@ -639,7 +488,7 @@ def load_audioldm(path: str | os.PathLike[str], layouts: dict[str, Layout], *, t
         "weight norm). " + _redownload("audioldm_vocoder")))
     voc = Source("audioldm_vocoder", [voc_cfg_path, voc_file], voc_state,
                  config={**voc_cfg, "_hifigan": hifigan_cfg.to_dict()}, notes=voc_notes,
-                 dtypes=_float_dtypes(voc_state))
+                 dtypes=float_dtypes(voc_state))
     for src in (vae, voc):
         if src.dtypes != ["float32"]:
             src.notes.append(f"weights stored as {', '.join(src.dtypes)}; converted to float32")
@@ -649,16 +498,6 @@ def load_audioldm(path: str | os.PathLike[str], layouts: dict[str, Layout], *, t
 # ---------------------------------------------------------------------------------------------------------------
 # Building the modules and the bundle
 # ---------------------------------------------------------------------------------------------------------------
-def load_strict(module: nn.Module, state: Mapping[str, Tensor], *, prefix: str = "") -> nn.Module:
-    """Copy a checked state into a module with strict=True (dtype converted to the module's); never partial."""
-    target = module.state_dict()
-    converted = {prefix + k: v.to(target[prefix + k].dtype) for k, v in state.items()}
-    result = module.load_state_dict(converted, strict=True)
-    if result.missing_keys or result.unexpected_keys:  # pragma: no cover - strict=True raises first
-        raise CheckpointLayoutError(f"strict load left keys out: {result}")
-    return module.eval()
-
-
 @dataclass
 class ImportResult:
     """What `import_official` did: the bundle, its manifest, and what was converted or exported."""
