@@ -64,7 +64,8 @@ def _fmt(key: str, x: float | None, delta: bool = False) -> str:
         return "-"
     pct = METRICS[key][2]
     v = 100 * x if pct else x
-    s = f"{v:+.1f}" if delta else f"{v:.1f}" if pct or abs(v) >= 10 else f"{v:.3f}"
+    places = 3 if key == "onset_ap" else 1
+    s = f"{v:+.{places}f}" if delta else f"{v:.{places}f}"
     return s + (" pt" if delta and pct else " %" if pct and not delta else "")
 
 
