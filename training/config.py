@@ -236,9 +236,9 @@ class EvalConfig:
     candidates: int = 1
     steps: int = SamplerConfig.steps
     guidance: float = SamplerConfig.guidance
-    # guidance only where the noise level sigma/alpha is in (lo, hi] (issue #17's lever; e.g. [0.28, 5.42]); [] for
-    # every step (MDSGen's sampler)
-    guidance_interval: list[float] = field(default_factory=list)
+    # guidance only where the noise level sigma/alpha is in (lo, hi] (issue #17's lever; e.g. [0.28, 5.42]); "all"
+    # (or []) for every step (MDSGen's sampler); "default": the bundle's sampler default
+    guidance_interval: list[float] | Literal["default", "all"] = "default"
     solver_order: int = SamplerConfig.solver_order  # DPM-Solver++(2M); 3: (3M)
     tolerances: list[float] = field(default_factory=lambda: [0.1, 0.3])
     write_audio: int = 4  # write this many generated WAVs next to the metrics

@@ -83,6 +83,7 @@ class EvalItem:
     hits: list[float] = field(default_factory=list)  # the hits the "generated" condition used
     hits_source: str = "none"
     shifted: dict[float, list[np.ndarray]] = field(default_factory=dict)  # shift test: applied shift -> takes
+    settings: dict[str, Any] = field(default_factory=dict)  # the generated takes' settings (sampler, hits, ...)
 
     def audio(self, condition: str) -> list[np.ndarray]:
         if condition == "generated":
@@ -373,6 +374,13 @@ def _reconstruct(engine: Any, bundle_dir: Path, real_mels: np.ndarray) -> np.nda
     return np.concatenate(out)
 
 
+def _interval_arg(value: Any) -> Any:
+    """evaluate.guidance_interval -> FoleyEngine.generate's: "default" (the bundle's), None (every step), (lo, hi)."""
+    if value == "default":
+        return "default"
+    return tuple(value) if isinstance(value, (list, tuple)) and value else None
+
+
 def collect(ctx: RunContext, bundle_dir: Path, *, split: str = "test") -> list[EvalItem]:
     """Generate for every evaluated clip through the engine; pair with the real audio, ground truth and controls."""
     from tqdm import tqdm
@@ -397,7 +405,7 @@ def collect(ctx: RunContext, bundle_dir: Path, *, split: str = "test") -> list[E
     def gen(clip: Clip, start: float, seed: int, hits: Any) -> Any:
         return engine.generate(clip.path, start, candidates=c.candidates, seed=seed, steps=c.steps,
                                guidance=c.guidance, hits=hits, sample_rate=engine.sample_rate,
-                               guidance_interval=tuple(c.guidance_interval) if c.guidance_interval else None,
+                               guidance_interval=_interval_arg(c.guidance_interval),
                                solver_order=c.solver_order)
 
     def hits_for(times: list[float]) -> Any:  # the hits of the "generated" condition for a clip's annotated onsets
@@ -420,7 +428,8 @@ def collect(ctx: RunContext, bundle_dir: Path, *, split: str = "test") -> list[E
             category, family = load_categories(clip.path, clip.start, spec.duration)
             item = EvalItem(clip, clip.start, real, [cand.audio for cand in res.candidates], times, source,
                             category, family, hits=list(res.candidates[0].settings.get("hits", [])),
-                            hits_source=str(res.candidates[0].settings.get("hits_source", "none")))
+                            hits_source=str(res.candidates[0].settings.get("hits_source", "none")),
+                            settings=dict(res.candidates[0].settings))
             if engine.takes_hits:  # same seed: only the hits differ from the generated condition
                 wants_gt = "gt_hits" in controls or ("shift" in c.metrics and i < c.shift_clips)
                 if wants_gt:
@@ -466,7 +475,7 @@ def evaluate_bundle(ctx: RunContext, bundle_dir: Path, out_dir: Path, *, split: 
     ectx = EvalContext(ctx, bundle_dir, items, out_dir)
     results: dict[str, Any] = {"clips": len(items), "split": items[0].clip.split if items else None,
                                "candidates": c.candidates, "steps": c.steps, "guidance": c.guidance,
-                               "guidance_interval": list(c.guidance_interval), "solver_order": c.solver_order,
+                               "guidance_interval": _effective_interval(items), "solver_order": c.solver_order,
                                "backend": c.backend, "precision": c.precision, "hits": c.hits,
                                "hits_sources": dict(Counter(it.hits_source for it in items)),
                                "conditions": ectx.conditions}
@@ -475,6 +484,12 @@ def evaluate_bundle(ctx: RunContext, bundle_dir: Path, out_dir: Path, *, split: 
         results[name] = METRICS[name](ectx)
     write_outputs(ectx, results)
     return results
+
+
+def _effective_interval(items: list[EvalItem]) -> list[float]:
+    """The guidance interval the takes were sampled with ([] = every step), from their settings."""
+    gi = items[0].settings.get("guidance_interval") if items else None
+    return list(gi) if gi else []
 
 
 def run(ctx: RunContext) -> dict[str, Any]:

@@ -22,8 +22,11 @@ declare -A COND=(
   [3m-15]="--steps 15 --set evaluate.solver_order=3"
   [3m-10]="--steps 10 --set evaluate.solver_order=3"
   [3m-15-interval]="--steps 15 --set evaluate.solver_order=3 --set $IV"
+  [2m-15-interval]="--steps 15 --set $IV"
+  [2m-10]="--steps 10"
+  [2m-10-interval]="--steps 10 --set $IV"
 )
-ORDER=(base base-seed1 interval 3m-15 3m-10 2m-15 3m-15-interval)
+ORDER=(base base-seed1 interval 3m-15 3m-10 2m-15 2m-15-interval 2m-10 2m-10-interval 3m-15-interval)
 [ -f "$DATA/splits.json" ] || .venv/bin/python -m training.datasets.foley_real build --out "$DATA" --seed 0 --num-clips 1000
 case "${1:-}" in
   evaluate)
