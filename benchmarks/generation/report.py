@@ -8,10 +8,16 @@ from typing import Any
 from benchmarks.generation.common import BEGIN, DEFAULT_PRESET, END, ROOT, TARGETS
 
 
+def shipped_default_interval(shipped: dict[str, Any]) -> list[float] | None:
+    """The guidance interval of the rows that time the shipped default (the 48 kHz row's)."""
+    return next((r.get("guidance_interval") for r in shipped["rows"] if r.get("sample_rate") == 48_000), None)
+
+
 def rates_report(shipped: dict[str, Any], steps: int) -> str:
     """The 48 kHz path against the 16 kHz one, 4 candidates, int8 (`--rates`, and a target row of the report)."""
     by_rate = {r.get("sample_rate", 16_000): r for r in shipped["rows"]
-               if (r["precision"], r["candidates"], r["steps"]) == ("int8", 4, steps)}
+               if (r["precision"], r["candidates"], r["steps"], r.get("solver_order", 2), bool(r.get("prepared")))
+               == ("int8", 4, steps, 2, False) and r.get("guidance_interval") == shipped_default_interval(shipped)}
     if 16_000 not in by_rate or 48_000 not in by_rate:
         return ""
     lo, hi = by_rate[16_000]["timings"]["total"], by_rate[48_000]["timings"]["total"]
@@ -81,8 +87,11 @@ def report(res: dict[str, Any]) -> str:
         return None
 
     default = find(DEFAULT_PRESET, "onnx", "int8", 4)
-    shipped = [r for r in res.get("shipped", {}).get("rows", [])
-               if (r["precision"], r["candidates"], r["steps"]) == ("int8", 4, steps)]
+    gi = shipped_default_interval(res.get("shipped", {"rows": []}))
+    shipped = [r for r in res.get("shipped", {}).get("rows", [])  # the shipped default: a new segment at 16 kHz
+               if (r["precision"], r["candidates"], r["steps"], r.get("solver_order", 2), bool(r.get("prepared")),
+                   r.get("sample_rate", 16_000)) == ("int8", 4, steps, 2, False, 16_000)
+               and r.get("guidance_interval") == gi]
     what = "the shipped default model" if shipped else f"preset {DEFAULT_PRESET} (random weights)"
     if shipped:
         default = {**shipped[0], "preset": DEFAULT_PRESET, "backend": "onnx"}
