@@ -305,8 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--solver-order", type=int, choices=[2, 3], default=None,
                    help="DPM-Solver++ multistep order: 2 (2M, MDSGen's) or 3 (3M); default: the bundle's")
     g.add_argument("--quality", choices=list(QUALITIES), default="final",
-                   help="final (the bundle's sampler, default) or draft (DPM-Solver++(3M), 10 steps: about 2x faster "
-                        "to audition ideas, worse takes); --steps/--solver-order override it")
+                   help="final (the bundle's sampler, default) or draft (15 steps, guidance on the EDM2 interval: "
+                        "faster, to audition ideas; a little worse); --steps/--guidance-interval override it")
     g.add_argument("--bundle", default=None, help="model bundle folder (default: the shipped model)")
     g.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for inference")

@@ -427,10 +427,11 @@ class FoleyEngine:
         sample_rate: the takes' rate, one of `output_rates` (None: `default_output_rate`); the settings record it,
         the generated rate and the `rate_stage` that made it.
         guidance_interval: (lo, hi) noise levels σ/α where guidance applies (`sample_dpmpp_2m`), None for every
-        step, "default" for the bundle's sampler default (MDSGen's: every step).
+        step, "default" for the bundle's sampler default (the shipped model's: (0.28, 5.42); MDSGen's: every step).
         solver_order: 2 (DPM-Solver++(2M)) or 3 (3M); None: the bundle's (2).
-        quality: a name of `engine.spec.QUALITIES`: "final" (the bundle's sampler) or "draft" (fewer steps, faster,
-        worse); steps, guidance_interval and solver_order given explicitly override it. The settings record it.
+        quality: a name of `engine.spec.QUALITIES`: "final" (the bundle's sampler) or "draft" (15 steps, guidance
+        interval: faster, a little worse); explicit steps, guidance_interval and solver_order override it. The
+        settings record it.
         """
         if quality not in QUALITIES:
             raise InvalidRequestError(f"quality must be one of {', '.join(QUALITIES)}, got {quality!r}")

@@ -205,10 +205,13 @@ def test_draft_quality_is_the_faster_sampler_and_explicit_settings_override_it(e
 
     draft = engine.generate(video_12s, 0.0, candidates=1, seed=0, quality="draft")
     st = draft.candidates[0].settings
-    assert (st["steps"], st["solver_order"], st["quality"]) == (QUALITIES["draft"]["steps"], 3, "draft")
+    assert (st["steps"], st["solver_order"], st["quality"]) == (QUALITIES["draft"]["steps"], 2, "draft")
+    assert st["guidance_interval"] == [0.28, 5.42]
     final = engine.generate(video_12s, 0.0, candidates=1, seed=0, steps=3)
     assert final.candidates[0].settings["quality"] == "final" and final.candidates[0].settings["solver_order"] == 2
-    mine = engine.generate(video_12s, 0.0, candidates=1, seed=0, quality="draft", steps=4, solver_order=2)
-    assert (mine.candidates[0].settings["steps"], mine.candidates[0].settings["solver_order"]) == (4, 2)
+    mine = engine.generate(video_12s, 0.0, candidates=1, seed=0, quality="draft", steps=4, solver_order=3,
+                           guidance_interval=None)
+    ms = mine.candidates[0].settings
+    assert (ms["steps"], ms["solver_order"], ms["guidance_interval"]) == (4, 3, None)
     with pytest.raises(InvalidRequestError, match="quality must be one of final, draft"):
         engine.generate(video_12s, 0.0, candidates=1, quality="best")

@@ -72,8 +72,9 @@ class PreferencesDialog(QDialog):
             self.quality.addItem(label, name)
         self.quality.setCurrentIndex(max(self.quality.findData(settings.quality), 0))
         self.quality.setToolTip(
-            "Final: the model's own sampler. Draft: DPM-Solver++(3M) at 10 steps, about twice as fast end to end, "
-            "for auditioning ideas; its takes are worse (docs/results.md, Speed levers). A take records its quality.")
+            "Final: the model's own sampler. Draft: 15 steps with guidance on the EDM2 interval, faster, for "
+            "auditioning ideas; its takes are a little worse (docs/results.md, Speed levers). A take records its "
+            "quality.")
         gform.addRow("Quality", self.quality)
         self.steps = QSpinBox()
         self.steps.setRange(0, 200)
