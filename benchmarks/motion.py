@@ -19,11 +19,14 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from engine.media.encode import encode_video
 
 SIZES = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 START, SECONDS = 1.0, 10.0
@@ -40,20 +43,19 @@ def write_video(path: Path, size: tuple[int, int], fps: int, seconds: float = SE
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         vs.time_base = Fraction(1, fps)
         vs.options = {"preset": "veryfast", "g": str(2 * fps)}
-        for i in range(round(seconds * fps)):
-            t = i / fps
-            base = 110 + 60 * np.sin(xx / 90.0 + 1.3 * t) * np.cos(yy / 70.0 - 0.7 * t)  # (h, w) drifting waves
-            img = np.repeat(base[..., None], 3, axis=2)
-            for k in range(3):  # three squares on their own paths
-                cx = int((0.5 + 0.4 * np.sin(t * (0.8 + 0.3 * k) + k)) * (w - h // 6))
-                cy = int((0.5 + 0.4 * np.cos(t * (0.6 + 0.2 * k) + 2 * k)) * (h - h // 6))
-                img[cy : cy + h // 6, cx : cx + h // 6] = (40 + 80 * k, 200 - 60 * k, 90)
-            frame = av.VideoFrame.from_ndarray(np.clip(img, 0, 255).astype(np.uint8), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            for p in vs.encode(frame):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
+
+        def frames() -> Iterator[np.ndarray]:
+            for i in range(round(seconds * fps)):
+                t = i / fps
+                base = 110 + 60 * np.sin(xx / 90.0 + 1.3 * t) * np.cos(yy / 70.0 - 0.7 * t)  # (h, w) drifting waves
+                img = np.repeat(base[..., None], 3, axis=2)
+                for k in range(3):  # three squares on their own paths
+                    cx = int((0.5 + 0.4 * np.sin(t * (0.8 + 0.3 * k) + k)) * (w - h // 6))
+                    cy = int((0.5 + 0.4 * np.cos(t * (0.6 + 0.2 * k) + 2 * k)) * (h - h // 6))
+                    img[cy : cy + h // 6, cx : cx + h // 6] = (40 + 80 * k, 200 - 60 * k, 90)
+                yield np.clip(img, 0, 255).astype(np.uint8)
+
+        encode_video(out, vs, frames(), fps)
     return path
 
 

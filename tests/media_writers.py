@@ -17,12 +17,14 @@ module costs nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import IO
 
 import numpy as np
+
+from engine.media.encode import encode_audio, encode_video
 
 Painter = Callable[[int], np.ndarray]
 
@@ -41,30 +43,19 @@ def make_test_video(path: Path, *, seconds: float = 12.0, fps: int = 24, size: t
         if with_audio:
             a_stream = out.add_stream("aac", rate=16000)
             a_stream.layout = "mono"
-        n = round(seconds * fps)
-        for i in range(n):
-            img = np.full((h, w, 3), 30, np.uint8)
-            sec = i // fps
-            x = int((w - 20) * abs(np.sin(i / fps * 2.0)))
-            img[h // 2 - 10 : h // 2 + 10, x : x + 20] = ((sec * 70) % 255, (sec * 130) % 255, 200)
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, fps)
-            for p in vs.encode(frame):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
+
+        def frames() -> Iterator[np.ndarray]:
+            for i in range(round(seconds * fps)):
+                img = np.full((h, w, 3), 30, np.uint8)
+                sec = i // fps
+                x = int((w - 20) * abs(np.sin(i / fps * 2.0)))
+                img[h // 2 - 10 : h // 2 + 10, x : x + 20] = ((sec * 70) % 255, (sec * 130) % 255, 200)
+                yield img
+
+        encode_video(out, vs, frames(), fps)
         if a_stream is not None:
             t = np.arange(int(seconds * 16000)) / 16000
-            pcm = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-            for i in range(0, pcm.size, 1024):
-                fr = av.AudioFrame.from_ndarray(pcm[None, i : i + 1024].copy(), format="flt", layout="mono")
-                fr.sample_rate = 16000
-                fr.pts = i
-                for p in a_stream.encode(fr):
-                    out.mux(p)
-            for p in a_stream.encode():
-                out.mux(p)
+            encode_audio(out, a_stream, (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
     return path
 
 
@@ -152,13 +143,7 @@ def write_timecode_video(path: Path, timecode: str, *, frames: int = 10, fps: in
         vs = out.add_stream("libx264", rate=fps)
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         vs.metadata["timecode"] = timecode
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.zeros((h, w, 3), np.uint8), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            for p in vs.encode(frame):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
+        encode_video(out, vs, (np.zeros((h, w, 3), np.uint8) for _ in range(frames)), fps)
     return path
 
 
@@ -175,18 +160,17 @@ def write_flash_video(path: Path, *, flashes: Collection[int], fps: int = 20, go
         vs.time_base = Fraction(1, fps)
         vs.options = {"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
         white = {k + d for k in flashes for d in (0, 1)}
-        for i in range(round(seconds * fps)):
-            img = np.full((h, w, 3), 40, np.uint8)
-            x = int((w - 20) * abs(np.sin(i / fps)))
-            img[h // 2 - 10 : h // 2 + 10, x : x + 20] = (200, 100, 50)
-            if i in white:
-                img[:] = 255
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            for p in vs.encode(frame):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
+
+        def frames() -> Iterator[np.ndarray]:
+            for i in range(round(seconds * fps)):
+                img = np.full((h, w, 3), 40, np.uint8)
+                x = int((w - 20) * abs(np.sin(i / fps)))
+                img[h // 2 - 10 : h // 2 + 10, x : x + 20] = (200, 100, 50)
+                if i in white:
+                    img[:] = 255
+                yield img
+
+        encode_video(out, vs, frames(), fps)
     return path
 
 
@@ -198,14 +182,8 @@ def write_video_without_audio(path: Path, seconds: float = 9.0, fps: int = 8) ->
         vs = out.add_stream("libx264", rate=fps)
         vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
         vs.time_base = Fraction(1, fps)
-        for i in range(round(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (i * 9) % 255, np.uint8), format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, fps)
-            for p in vs.encode(frame):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
+        encode_video(out, vs, (np.full((48, 64, 3), (i * 9) % 255, np.uint8) for i in range(round(seconds * fps))),
+                     fps)
     return path
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.media.encode import encode_audio, encode_video
+
 SAMPLE_RATE = 16_000
 _KIND_FREQS = (220.0, 440.0, 880.0, 1760.0, 330.0, 660.0)
 _KIND_COLOURS = ((230, 80, 60), (60, 200, 90), (70, 110, 240), (230, 210, 60), (200, 70, 220), (60, 210, 220))
@@ -96,22 +98,8 @@ def write_clip(path: Path, *, kind: int, seconds: float = 10.0, seed: int = 0, f
         vs.options = {"preset": "ultrafast", "crf": "28"}
         a_stream = out.add_stream("aac", rate=SAMPLE_RATE)
         a_stream.layout = "mono"
-        for i, img in enumerate(render_frames(kind, seconds, evs, fps, size, rng)):
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, fps)
-            for p in vs.encode(frame):
-                out.mux(p)
-        for p in vs.encode():
-            out.mux(p)
-        for i in range(0, wav.size, 1024):
-            fr = av.AudioFrame.from_ndarray(wav[None, i : i + 1024].copy(), format="flt", layout="mono")
-            fr.sample_rate = SAMPLE_RATE
-            fr.pts = i
-            for p in a_stream.encode(fr):
-                out.mux(p)
-        for p in a_stream.encode():
-            out.mux(p)
+        encode_video(out, vs, render_frames(kind, seconds, evs, fps, size, rng), fps)
+        encode_audio(out, a_stream, wav, SAMPLE_RATE)
     truth = {"events": [{"time": t, "kind": kind} for t in evs], "event_times": evs, "duration": seconds,
              "kind": kind, "source": "training.synthetic"}
     path.with_suffix(".json").write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")

@@ -22,6 +22,8 @@ and `from engine import media` work as they did when the package was one module)
     audio_io.py  write_wav (24-bit PCM, atomic), read_audio
     mux.py       mux_foley, mux_plan, MuxPlan, MUX_SUFFIXES: the Foley into a copy of the video
     still.py     still_video, is_still_image, STILL_SUFFIXES: a PNG/JPEG as a video
+    encode.py    encode_video, encode_audio: frames and samples into an open output (the data sets' and tests'
+                 writers)
 """
 
 # The names of __all__, and (as `X as X`: re-exported) those other modules and tests import from here too.
