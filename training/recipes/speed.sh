@@ -15,15 +15,15 @@ BUNDLE=${BUNDLE:-resources/models/default}
 OUT=${OUT:-$RUNS/speed-levers}
 IV='evaluate.guidance_interval=[0.28,5.42]'
 declare -A COND=(
-  [base]=""                                     # shipped: DPM-Solver++(2M), 25 steps, guidance on every step
-  [base-seed1]="--set runtime.seed=1000"        # the same, other initial noise: the noise band
+  [base]="--set evaluate.guidance_interval=all"  # MDSGen's sampler: DPM-Solver++(2M), 25 steps, every step guided
+  [base-seed1]="--set evaluate.guidance_interval=all --set runtime.seed=1000"  # other initial noise: the spread
   [interval]="--set $IV"                        # guidance on the EDM2 interval only (12 of 25 steps)
-  [2m-15]="--steps 15"
-  [3m-15]="--steps 15 --set evaluate.solver_order=3"
-  [3m-10]="--steps 10 --set evaluate.solver_order=3"
+  [2m-15]="--steps 15 --set evaluate.guidance_interval=all"
+  [3m-15]="--steps 15 --set evaluate.solver_order=3 --set evaluate.guidance_interval=all"
+  [3m-10]="--steps 10 --set evaluate.solver_order=3 --set evaluate.guidance_interval=all"
   [3m-15-interval]="--steps 15 --set evaluate.solver_order=3 --set $IV"
   [2m-15-interval]="--steps 15 --set $IV"
-  [2m-10]="--steps 10"
+  [2m-10]="--steps 10 --set evaluate.guidance_interval=all"
   [2m-10-interval]="--steps 10 --set $IV"
 )
 ORDER=(base base-seed1 interval 3m-15 3m-10 2m-15 2m-15-interval 2m-10 2m-10-interval 3m-15-interval)
