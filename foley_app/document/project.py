@@ -377,7 +377,10 @@ def read_project_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProjectFileError(f"{path.name} is not a readable project file ({exc}).") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict):
+        raise ProjectFileError(f"{path.name} is not a Foley project (it holds a JSON {type(data).__name__}, not an "
+                               "object).")
+    if data.get("format") != FORMAT:
         raise ProjectFileError(f"{path.name} is not a Foley project (its format is {data.get('format')!r}).")
     version = data.get("version")
     if not isinstance(version, int) or version < 1:

@@ -95,6 +95,8 @@ def test_a_project_moved_with_its_video_finds_it(tmp_path: Path) -> None:
     [
         ("{not json", "not a readable project"),
         (json.dumps({"format": "something-else", "version": 1}), "not a Foley project"),
+        ("7", "holds a JSON int, not an object"),  # found by the fuzzer: was an AttributeError
+        ("[1, 2]", "holds a JSON list"),
         (json.dumps({"format": proj.FORMAT, "version": 99}), "newer version"),
         (json.dumps({"format": proj.FORMAT, "version": 1, "segments": [{"id": "x"}]}), "damaged"),
     ],
