@@ -82,6 +82,20 @@ def profile(bundle: Path, precision: str = "int8", batch: int = 8, runs: int = 2
             "ops": ops, "top_nodes": nodes}
 
 
+def alternate(sessions: dict[str, Any], feeds: dict[str, np.ndarray], runs: int
+              ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Each session's first output and its median seconds per call over `runs`, the sessions run in turn (so a
+    machine's load falls on all of them alike)."""
+    outs = {k: s.run(None, feeds)[0] for k, s in sessions.items()}
+    times: dict[str, list[float]] = {k: [] for k in sessions}
+    for _ in range(runs):
+        for k, s in sessions.items():
+            t0 = time.perf_counter()
+            s.run(None, feeds)
+            times[k].append(time.perf_counter() - t0)
+    return outs, {k: float(np.median(v)) for k, v in times.items()}
+
+
 def try_fusions(bundle: Path, batch: int = 8, runs: int = 6, heads: int = 3) -> dict[str, Any]:
     """ONNX Runtime's transformer optimizer (its BERT fusions: attention, SkipLayerNorm, Gelu) on the fp32 graph,
     quantised as the exporter does (`quantize_dynamic`, MatMul, int8 weights); both int8 graphs timed alternately
@@ -112,14 +126,8 @@ def try_fusions(bundle: Path, batch: int = 8, runs: int = 6, heads: int = 3) -> 
         sessions = {name: ort.InferenceSession(path, session_options(), providers=["CPUExecutionProvider"])
                     for name, path in (("shipped int8", str(bundle / graph["variants"]["int8"]["file"])),
                                        ("fused int8", os.path.join(tmp, "fused.int8.onnx")))}
-        outs = {k: sess.run(None, feeds)[0] for k, sess in sessions.items()}
-        times: dict[str, list[float]] = {k: [] for k in sessions}
-        for _ in range(runs):
-            for k, sess in sessions.items():
-                t0 = time.perf_counter()
-                sess.run(None, feeds)
-                times[k].append(time.perf_counter() - t0)
-    med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+        outs, seconds = alternate(sessions, feeds, runs)
+    med = {k: v * 1e3 for k, v in seconds.items()}
     return {"fusions": stats, "ms": med, "ratio": med["fused int8"] / med["shipped int8"],
             "max_abs_diff": float(np.abs(outs["fused int8"] - outs["shipped int8"]).max()), "batch": batch}
 

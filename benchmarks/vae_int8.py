@@ -17,7 +17,6 @@ import argparse
 import json
 import shutil
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -81,6 +80,7 @@ def make(bundle: Path, out: Path) -> Path:
 def time_decoders(bundle: Path, int8_bundle: Path, runs: int = 7, batch: int = 4) -> dict[str, Any]:
     import onnxruntime as ort
 
+    from benchmarks.denoiser_profile import alternate
     from engine.backends.onnx_backend import session_options
     from engine.manifest import load_manifest
 
@@ -90,15 +90,7 @@ def time_decoders(bundle: Path, int8_bundle: Path, runs: int = 7, batch: int = 4
     sessions = {name: ort.InferenceSession(str(b / graph["file"]), session_options(),
                                            providers=["CPUExecutionProvider"])
                 for name, b in (("fp32", bundle), ("int8", int8_bundle))}
-    name_in = graph["inputs"][0]["name"]
-    outs = {k: s.run(None, {name_in: x})[0] for k, s in sessions.items()}
-    times: dict[str, list[float]] = {k: [] for k in sessions}
-    for _ in range(runs):
-        for k, s in sessions.items():
-            t0 = time.perf_counter()
-            s.run(None, {name_in: x})
-            times[k].append(time.perf_counter() - t0)
-    med = {k: float(np.median(v)) for k, v in times.items()}
+    outs, med = alternate(sessions, {graph["inputs"][0]["name"]: x}, runs)
     return {"batch": batch, "seconds": med, "ratio": med["int8"] / med["fp32"],
             "max_abs_diff": float(np.abs(outs["int8"] - outs["fp32"]).max()),
             "max_abs_output": float(np.abs(outs["fp32"]).max()),

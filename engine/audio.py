@@ -293,15 +293,14 @@ def rms_dbfs(wav: np.ndarray) -> float:
 
 
 # ---- loudness (EBU R128 / ITU-R BS.1770, engine.loudness; used by the editor's export) ------------------------
-_LOUDNESS_BLOCK_S = 0.4  # BS.1770 gating block; shorter audio has no integrated loudness
 
 
 def measure_loudness(wav: np.ndarray, sample_rate: int) -> float:
     """Integrated loudness in LUFS of mono (n,) or (n, channels) audio; -inf for silence or audio under 0.4 s."""
-    from engine.loudness import integrated_loudness
+    from engine.loudness import BLOCK_S, integrated_loudness
 
     data = np.asarray(wav, dtype=np.float64)
-    if data.shape[0] < int(_LOUDNESS_BLOCK_S * sample_rate) or not np.any(data):
+    if data.shape[0] < int(BLOCK_S * sample_rate) or not np.any(data):
         return float("-inf")
     return integrated_loudness(data, sample_rate)
 

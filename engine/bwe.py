@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from engine import audio
-from engine.resampling import resample as _resample
+from engine.resampling import resample  # (..., n) float at one rate -> float32 at another: plain resampling
 
 SR_LOW = 16_000
 SR_HIGH = 48_000
@@ -40,12 +40,6 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 
 class BandwidthError(ValueError):
     """The audio given to the bandwidth extension is not 16 kHz mono; the message says what was given."""
-
-
-def resample(wav: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """(..., n) at `rate_in` -> at `rate_out`, polyphase (scipy's resample_poly filter, Kaiser window, in numpy:
-    `engine.resampling`) along the last axis, float32: plain resampling."""
-    return _resample(np.asarray(wav, np.float32), rate_in, rate_out)
 
 
 def upsample(wav16: np.ndarray) -> np.ndarray:

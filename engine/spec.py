@@ -175,9 +175,11 @@ class DiffusionSchedule:
 #: bundle's own sampler; "draft" is for auditioning ideas fast and costs a little quality (docs/results.md, "Speed
 #: levers": 15 steps with guidance on the EDM2 interval, 0.44x the denoiser's work of MDSGen's sampler; onsets -1.3
 #: points, family -4, FAD +1.6 on the shipped model). Explicit steps/solver_order/guidance_interval win.
+EDM2_GUIDANCE_INTERVAL = (0.28, 5.42)  # Kynkäänniemi et al. 2024's interval of σ/α: the shipped model's default
+
 QUALITIES: dict[str, dict[str, Any]] = {
     "final": {},
-    "draft": {"steps": 15, "guidance_interval": [0.28, 5.42]},
+    "draft": {"steps": 15, "guidance_interval": list(EDM2_GUIDANCE_INTERVAL)},
 }
 
 

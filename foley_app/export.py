@@ -222,8 +222,6 @@ def build_request(video: str | None, mp4: Path | None, wav: Path | None, normali
 
 def resample_to(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     """Polyphase resampling (the engine's, Kaiser window); sample 0 stays at time 0."""
-    if rate_in == rate_out or audio.size == 0:
-        return np.asarray(audio, np.float32)
     return resample(audio, rate_in, rate_out)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from benchmarks.generation.common import DEFAULT_PRESET, MODEL, ROOT, machine
+from engine.spec import EDM2_GUIDANCE_INTERVAL
 
 
 def run_worker(kind: str, args: dict[str, Any], *, log: bool = True) -> dict[str, Any]:
@@ -54,7 +55,7 @@ class Row(NamedTuple):
     prepared: bool = False  # the segment prepared ahead (engine.prepare, as the editor does): no decode, no features
 
 
-GUIDANCE_INTERVAL = (0.28, 5.42)  # EDM2's noise levels: the shipped model's sampler default since issue #17
+GUIDANCE_INTERVAL = EDM2_GUIDANCE_INTERVAL  # the shipped model's sampler default since issue #17
 #: the shipped model's rows: MDSGen's sampler (every step guided) before the shipped default (the guidance
 #: interval), then the default's variants, then the other levers of issue #17 (judged by training/recipes/speed.sh)
 SHIPPED_ROWS = (Row("int8", 4, None, 16_000), Row("int8", 4, None, 16_000, GUIDANCE_INTERVAL),
